@@ -1,0 +1,2 @@
+/* TEMPORARY placeholder during bring-up; replaced by the real module. */
+#include "config.h"
