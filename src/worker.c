@@ -1,8 +1,1092 @@
 #include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
-/* TEMPORARY placeholder during bring-up; replaced by the real module. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "config.h"
+#include "job.h"
+#include "log.h"
+#include "store.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+/*
+ * A worker: one event loop that carries up to `concurrency` jobs at once.
+ * Read this file top to bottom for a job's life:
+ *
+ *   take -> parse -> claim -> submit -> poll ... -> finish
+ *
+ * Each step is a function that starts one asynchronous operation (a Redis
+ * command through store.c, an HTTP request through upstream.c, or a
+ * timer) and returns; the operation's callback runs the next step. No
+ * step blocks, so thousands of jobs share one thread.
+ *
+ * Invariants (docs/architecture.md):
+ * - a payload is in this worker's processing list from take to finish, so
+ *   a crash at any point loses nothing;
+ * - a job is submitted upstream only while it has no recorded task id;
+ * - the result, the removal from the processing list and the "done"
+ *   record are written by one MULTI/EXEC, so there is exactly one result.
+ */
+
+/* Where a job is in its life. */
+enum phase {
+    PHASE_CLAIM,      /* claim sent to Redis */
+    PHASE_SUBMIT,     /* submit request in flight */
+    PHASE_RETRY_WAIT, /* waiting to submit again after transient trouble */
+    PHASE_POLL_WAIT,  /* waiting for the next poll */
+    PHASE_CANCEL,     /* reading the cancel flag before a poll */
+    PHASE_FETCH,      /* fetch request in flight */
+    PHASE_FINISH,     /* result transaction sent */
+    PHASE_HANDBACK,   /* hand-back transaction sent (drain) */
+    PHASE_STALLED,    /* a Redis write was lost: redo it on reconnect */
+};
+
+struct worker;
+
+struct job {
+    struct worker *w;
+    struct job *prev, *next; /* w->jobs */
+    enum phase phase;
+
+    char *payload; /* exactly as taken: needed to LREM it at the end */
+    size_t payload_len;
+    int queue;     /* index in cfg->queues */
+
+    struct job_spec spec; /* parsed payload; spec.body freed once sent */
+    int claimed;          /* the job record is ours */
+    char task_id[64];     /* upstream task id, "" until accepted */
+
+    int64_t started_ms;   /* first take, epoch ms (for the result) */
+    int64_t deadline;     /* monotonic ms */
+    long submits;         /* submit requests sent, all owners */
+    long polls;           /* fetch requests sent, all owners */
+    unsigned attempts;    /* consecutive transient failures */
+    unsigned poll_index;  /* position in the poll schedule */
+    int seen;             /* upstream has shown the task at least once */
+    unsigned not_found;   /* consecutive "not found" answers */
+    char status[16];      /* last upstream status, for progress events */
+    char progress[16];
+
+    struct event *timer;        /* retry / poll / deadline */
+    struct http_request *http;  /* request in flight, or NULL */
+
+    /* The result, kept until Redis has it (see finish()). */
+    struct store_result result;
+    char *result_text[4];       /* owned strings inside result */
+    char fail_reason[600];
+    char invalid_action[16];    /* INVALID: the action, if readable */
+    enum phase stalled_in;      /* what to redo when PHASE_STALLED */
+};
+
+struct worker {
+    struct config *cfg;
+    struct event_base *base;
+    struct store *store;
+    struct upstream *up;
+    char id[128];
+
+    struct job *jobs;
+    int njobs;
+    int taking;        /* a batch take is in flight */
+    int draining;      /* SIGTERM: take nothing more */
+    int announced;     /* worker_started was sent */
+    int exit_code;
+    unsigned long long finished;
+
+    struct event *sigterm, *sigint, *sighup, *sigpipe;
+    struct event *heartbeat, *drain_timer, *take_timer;
+};
+
+static void take_more(struct worker *w);
+static void submit(struct job *job);
+static void schedule_poll(struct job *job, long delay_ms);
+static void finish(struct job *job, const char *status, const char *reason);
+static void maybe_exit(struct worker *w);
+
+/* ------------------------------------------------------------------ */
+/* Small helpers.                                                       */
+
+static void set_timer(struct job *job, long delay_ms)
+{
+    struct timeval tv;
+
+    if (delay_ms < 0)
+        delay_ms = 0;
+    tv.tv_sec = delay_ms / 1000;
+    tv.tv_usec = (delay_ms % 1000) * 1000;
+    evtimer_add(job->timer, &tv);
+}
+
+static int64_t time_left(const struct job *job)
+{
+    return job->deadline - clock_mono_ms();
+}
+
+static void job_event(struct job *job, const char *type,
+                      const char *const *fields, size_t nfields)
+{
+    store_event(job->w->store, type, job->spec.id[0] ? job->spec.id : NULL,
+                fields, nfields);
+}
+
+static void job_free(struct job *job)
+{
+    struct worker *w = job->w;
+
+    if (job->prev != NULL)
+        job->prev->next = job->next;
+    else
+        w->jobs = job->next;
+    if (job->next != NULL)
+        job->next->prev = job->prev;
+    w->njobs--;
+    upstream_cancel(job->http);
+    event_free(job->timer);
+    job_spec_clear(&job->spec);
+    for (size_t i = 0; i < sizeof(job->result_text) / sizeof(char *); i++)
+        free(job->result_text[i]);
+    free(job->payload);
+    free(job);
+}
+
+/* ------------------------------------------------------------------ */
+/* 1. Take: payloads move from the queues into our processing list.      */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void start_job(struct worker *w, struct store_item *item);
+
+static void on_taken(int rc, struct store_item *items, size_t n, void *arg)
+{
+    struct worker *w = arg;
+
+    w->taking = 0;
+    for (size_t i = 0; i < n; i++)
+        start_job(w, &items[i]);
+    if (rc != 0)
+        return; /* Redis trouble: on_store_up() takes again */
+    if (n > 0) {
+        take_more(w); /* there may be more waiting */
+        return;
+    }
+    /* The queues are empty. Sleep in a blocking move when there is room
+     * for one job per queue, so an idle worker costs no CPU; otherwise
+     * the take timer looks again while jobs are in flight. */
+    if (!w->draining &&
+        w->cfg->concurrency - w->njobs >= (int)w->cfg->nqueues)
+        store_wait(w->store, on_taken, w);
+}
+
+static void take_more(struct worker *w)
+{
+    int room = w->cfg->concurrency - w->njobs;
+
+    if (w->draining || w->taking || room <= 0 || !store_is_up(w->store))
+        return;
+    if (store_take(w->store, (unsigned)room, on_taken, w) == 0)
+        w->taking = 1;
+}
+
+/* While jobs are in flight, look at the queues now and then even if no
+ * job finished: a blocking move is only armed with room for one job per
+ * queue. Idle workers do not run this. */
+static void on_take_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    take_more(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. Parse and claim.                                                  */
+
+static void on_claimed(int rc, const struct store_claim_info *info,
+                       void *arg);
+
+static void start_job(struct worker *w, struct store_item *item)
+{
+    struct job *job = xcalloc(1, sizeof(*job));
+    struct job_error err;
+    const char *queue = w->cfg->queues[item->queue];
+
+    job->w = w;
+    job->payload = item->payload; /* stolen */
+    job->payload_len = item->len;
+    item->payload = NULL;
+    job->queue = item->queue;
+    job->timer = evtimer_new(w->base, on_timer, job);
+    job->started_ms = clock_wall_ms();
+    job->next = w->jobs;
+    if (job->next != NULL)
+        job->next->prev = job;
+    w->jobs = job;
+    w->njobs++;
+
+    if (job_parse(job->payload, job->payload_len, w->cfg->max_job_bytes,
+                  &job->spec, &err) != 0) {
+        char reason[sizeof(err.field) + sizeof(err.reason) + 32];
+
+        /* Keep what could be read so the INVALID result names the job. */
+        snprintf(job->spec.id, sizeof(job->spec.id), "%s", err.id);
+        job->spec.action = ACTION_COUNT;
+        snprintf(reason, sizeof(reason), "invalid job: %s: %s", err.field,
+                 err.reason);
+        log_job_warn(err.id[0] ? err.id : NULL, NULL, "%s", reason);
+        snprintf(job->invalid_action, sizeof(job->invalid_action), "%s",
+                 err.action);
+        job->result.action = job->invalid_action;
+        job->result.dead = 1;
+        finish(job, "INVALID", reason);
+        return;
+    }
+    {
+        const char *fields[] = {"queue", queue, "action",
+                                job_action_name(job->spec.action)};
+
+        job_event(job, "taken", fields, 2);
+    }
+    job->phase = PHASE_CLAIM;
+    if (store_claim(w->store, job->spec.id, queue,
+                    job_action_name(job->spec.action), on_claimed, job) != 0) {
+        job->stalled_in = PHASE_CLAIM;
+        job->phase = PHASE_STALLED;
+    }
+}
+
+static void on_claimed(int rc, const struct store_claim_info *info,
+                       void *arg)
+{
+    struct job *job = arg;
+    long timeout_s;
+
+    if (rc != 0) {
+        /* Redo the claim once Redis is back: the script knows our own
+         * record ("mine") if this one did run. */
+        job->stalled_in = PHASE_CLAIM;
+        job->phase = PHASE_STALLED;
+        return;
+    }
+    if (info->kind == CLAIM_DONE || info->kind == CLAIM_BUSY) {
+        char reason[300];
+
+        snprintf(reason, sizeof(reason),
+                 info->kind == CLAIM_DONE
+                     ? "job id already finished inside the dedup window"
+                     : "job id is being processed by worker %s",
+                 info->owner);
+        finish(job, "DUPLICATE", reason);
+        return;
+    }
+    job->claimed = 1;
+    if (info->kind == CLAIM_RESUME || info->kind == CLAIM_MINE) {
+        /* Resume where the previous owner stopped; the deadline runs from
+         * the first take, not from this one. */
+        snprintf(job->task_id, sizeof(job->task_id), "%s", info->task_id);
+        if (info->taken_ms > 0)
+            job->started_ms = info->taken_ms;
+        job->submits = info->submits;
+        job->polls = info->polls;
+        if (info->kind == CLAIM_RESUME && info->owner[0] != '\0') {
+            const char *fields[] = {"from", info->owner, "task_id",
+                                    job->task_id};
+
+            job_event(job, "recovered", fields, job->task_id[0] ? 2 : 1);
+        }
+    }
+    timeout_s = job->spec.timeout_s > 0 ? job->spec.timeout_s
+                                        : job->w->cfg->job_timeout_s;
+    job->deadline = clock_mono_ms() + timeout_s * 1000 -
+                    (clock_wall_ms() - job->started_ms);
+    if (info->cancelled) {
+        finish(job, "CANCEL", "cancelled before submit");
+        return;
+    }
+    if (job->w->draining && job->task_id[0] == '\0') {
+        finish(job, NULL, NULL); /* not submitted: give it back */
+        return;
+    }
+    if (job->task_id[0] != '\0') {
+        /* Never submit twice: a recorded task id is polled. */
+        json_decref(job->spec.body);
+        job->spec.body = NULL;
+        schedule_poll(job, 0);
+        return;
+    }
+    submit(job);
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. Submit once.                                                      */
+
+static void on_submitted(const struct submit_result *r, void *arg);
+
+static void submit(struct job *job)
+{
+    struct worker *w = job->w;
+    size_t len;
+    char *body;
+
+    if (time_left(job) <= 0) {
+        finish(job, "TIMEOUT", "deadline passed before the upstream "
+                               "accepted the job");
+        return;
+    }
+    body = job_submit_body(&job->spec, w->cfg->notify_hook, &len);
+    job->phase = PHASE_SUBMIT;
+    job->submits++;
+    job->http = upstream_submit(w->up, job->spec.action, job->spec.mode, body,
+                                len, on_submitted, job);
+    if (job->http == NULL)
+        finish(job, "FAILURE", "could not start the submit request");
+}
+
+static void retry_later(struct job *job, const char *reason,
+                        long retry_after_ms, long floor_ms)
+{
+    const struct config *cfg = job->w->cfg;
+    long delay = backoff_retry_delay(cfg->retry_base_ms, cfg->retry_max_ms,
+                                     job->attempts, backoff_random());
+    char delay_s[24];
+    const char *fields[] = {"reason", reason, "delay_ms", delay_s};
+
+    if (retry_after_ms > delay)
+        delay = retry_after_ms;
+    if (floor_ms > delay)
+        delay = floor_ms;
+    job->attempts++;
+    snprintf(delay_s, sizeof(delay_s), "%ld", delay);
+    job_event(job, "retry", fields, 2);
+    log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                 "retry in %ld ms: %s", delay, reason);
+    set_timer(job, delay);
+}
+
+static void on_submitted(const struct submit_result *r, void *arg)
+{
+    struct job *job = arg;
+    struct worker *w = job->w;
+
+    job->http = NULL;
+    switch (r->verdict) {
+    case SUBMIT_ACCEPTED:
+        snprintf(job->task_id, sizeof(job->task_id), "%s", r->task_id);
+        job->attempts = 0;
+        /* The body (possibly megabytes of images) is not needed again. */
+        json_decref(job->spec.body);
+        job->spec.body = NULL;
+        /* The task id reaches Redis before anything else happens to the
+         * job: from here on it is only ever polled, never resubmitted. */
+        store_submitted(w->store, job->spec.id, job->task_id, job->submits,
+                        NULL, NULL);
+        log_job_debug(job->spec.id, job->task_id, "submitted%s",
+                      r->in_queue ? " (queued upstream)" : "");
+        schedule_poll(job, backoff_poll_delay(w->cfg->poll_schedule_ms,
+                                              w->cfg->npoll_schedule, 0));
+        return;
+    case SUBMIT_MODAL:
+        snprintf(job->task_id, sizeof(job->task_id), "%s", r->task_id);
+        store_submitted(w->store, job->spec.id, job->task_id, job->submits,
+                        NULL, NULL);
+        finish(job, "FAILURE",
+               "modal input required: send a 'modal' job with body.taskId "
+               "set to this result's task_id");
+        return;
+    case SUBMIT_PERMANENT:
+        finish(job, "FAILURE", r->reason);
+        return;
+    case SUBMIT_RETRY:
+        break;
+    }
+    if ((int)job->attempts + 1 >= w->cfg->submit_max_attempts) {
+        char reason[700];
+
+        snprintf(reason, sizeof(reason),
+                 "upstream did not accept the job after %u attempts: %s",
+                 job->attempts + 1, r->reason);
+        finish(job, "FAILURE", reason);
+        return;
+    }
+    if (w->draining) {
+        /* Nothing was accepted: give it back for another worker. */
+        finish(job, NULL, NULL);
+        return;
+    }
+    job->phase = PHASE_RETRY_WAIT;
+    retry_later(job, r->reason, r->retry_after_ms, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. Poll with the progressive schedule.                               */
+
+static void on_fetched(struct task_result *r, void *arg);
+static void on_cancel_flag(int rc, int set, void *arg);
+
+static void schedule_poll(struct job *job, long delay_ms)
+{
+    job->phase = PHASE_POLL_WAIT;
+    if (job->w->draining) {
+        finish(job, NULL, NULL); /* hand back: another worker polls it */
+        return;
+    }
+    set_timer(job, delay_ms);
+}
+
+static void poll_now(struct job *job)
+{
+    /* The cancel flag is read before every fetch, so SET mjq:cancel:<id>
+     * takes effect within one poll interval. */
+    job->phase = PHASE_CANCEL;
+    if (store_cancel_requested(job->w->store, job->spec.id, on_cancel_flag,
+                               job) != 0) {
+        job->stalled_in = PHASE_CANCEL;
+        job->phase = PHASE_STALLED;
+    }
+}
+
+static void on_cancel_flag(int rc, int set, void *arg)
+{
+    struct job *job = arg;
+    struct worker *w = job->w;
+
+    if (rc == -1) {
+        job->stalled_in = PHASE_CANCEL;
+        job->phase = PHASE_STALLED;
+        return;
+    }
+    if (set) {
+        finish(job, "CANCEL", "cancelled by request (cancel key set)");
+        return;
+    }
+    if (w->draining) {
+        finish(job, NULL, NULL);
+        return;
+    }
+    job->phase = PHASE_FETCH;
+    job->polls++;
+    job->http =
+        upstream_fetch(w->up, job->spec.mode, job->task_id, on_fetched, job);
+    if (job->http == NULL)
+        finish(job, "FAILURE", "could not start the fetch request");
+}
+
+static void progress_event(struct job *job, const struct task_result *r)
+{
+    const char *fields[] = {"status", r->status, "progress", r->progress,
+                            "task_id", job->task_id};
+
+    if (strcmp(job->status, r->status) == 0 &&
+        strcmp(job->progress, r->progress) == 0)
+        return; /* on change only */
+    snprintf(job->status, sizeof(job->status), "%s", r->status);
+    snprintf(job->progress, sizeof(job->progress), "%s", r->progress);
+    job_event(job, "progress", fields, 3);
+}
+
+static void keep_task(struct job *job, struct task_result *r)
+{
+    json_t *buttons = json_object_get(r->task, "buttons");
+    json_t *image = json_object_get(r->task, "imageUrl");
+
+    if (r->task == NULL)
+        return;
+    job->result_text[0] = json_dumps(r->task, JSON_COMPACT);
+    if (r->verdict == TASK_SUCCESS) {
+        if (json_is_array(buttons))
+            job->result_text[1] = json_dumps(buttons, JSON_COMPACT);
+        if (json_is_string(image) && json_string_length(image) > 0)
+            job->result_text[2] = xstrdup(json_string_value(image));
+    }
+    job->result.task = job->result_text[0];
+    job->result.buttons = job->result_text[1];
+    job->result.image_url = job->result_text[2];
+}
+
+static void on_fetched(struct task_result *r, void *arg)
+{
+    struct job *job = arg;
+    const struct config *cfg = job->w->cfg;
+    long next = backoff_poll_delay(cfg->poll_schedule_ms,
+                                   cfg->npoll_schedule, ++job->poll_index);
+
+    job->http = NULL;
+    if (r->verdict != TASK_NOT_FOUND && r->verdict != TASK_RETRY &&
+        r->verdict != TASK_PERMANENT) {
+        job->seen = 1;
+        job->not_found = 0;
+        job->attempts = 0;
+        progress_event(job, r);
+    }
+    switch (r->verdict) {
+    case TASK_RUNNING:
+        if (time_left(job) <= 0)
+            break; /* the timer below turns it into TIMEOUT */
+        schedule_poll(job, next);
+        return;
+    case TASK_SUCCESS:
+        keep_task(job, r);
+        finish(job, "SUCCESS", NULL);
+        return;
+    case TASK_FAILURE:
+        keep_task(job, r);
+        finish(job, "FAILURE", r->reason);
+        return;
+    case TASK_CANCEL:
+        keep_task(job, r);
+        finish(job, "CANCEL", r->reason);
+        return;
+    case TASK_MODAL:
+        keep_task(job, r);
+        finish(job, "FAILURE",
+               "modal input required: send a 'modal' job with body.taskId "
+               "set to this result's task_id");
+        return;
+    case TASK_NOT_FOUND:
+        /* Relays insert their row just after answering the submit, so a
+         * task may be invisible for a moment; later it was lost. */
+        job->not_found++;
+        if (job->seen || (int)job->not_found >= cfg->lost_after_not_found) {
+            finish(job, "FAILURE", "task lost upstream");
+            return;
+        }
+        job->phase = PHASE_POLL_WAIT;
+        retry_later(job, "task not visible upstream yet", -1, next);
+        return;
+    case TASK_RETRY:
+        job->phase = PHASE_POLL_WAIT;
+        retry_later(job, r->reason, r->retry_after_ms, next);
+        return;
+    case TASK_PERMANENT:
+        finish(job, "FAILURE", r->reason);
+        return;
+    }
+    schedule_poll(job, 0);
+}
+
+/* One timer per job: retry, next poll, or the deadline. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct job *job = arg;
+
+    (void)fd;
+    (void)what;
+    if (time_left(job) <= 0 &&
+        (job->phase == PHASE_POLL_WAIT || job->phase == PHASE_RETRY_WAIT)) {
+        finish(job, "TIMEOUT",
+               job->task_id[0] ? "deadline passed before the upstream "
+                                 "task ended"
+                               : "deadline passed before the upstream "
+                                 "accepted the job");
+        return;
+    }
+    if (job->phase == PHASE_RETRY_WAIT) {
+        if (job->w->draining)
+            finish(job, NULL, NULL);
+        else
+            submit(job);
+    } else if (job->phase == PHASE_POLL_WAIT) {
+        /* Never wait past the deadline for the next poll. */
+        poll_now(job);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* 5. Finish: one MULTI/EXEC publishes the result and retires the job.  */
+
+static void on_finished(int rc, void *arg);
+static void on_handed_back(int rc, void *arg);
+
+static void send_result(struct job *job)
+{
+    int rc;
+
+    if (job->result.status == NULL) {
+        job->phase = PHASE_HANDBACK;
+        rc = store_handback(job->w->store, job->spec.id, job->claimed,
+                            job->payload, job->payload_len, job->queue,
+                            job->submits, job->polls, on_handed_back, job);
+    } else {
+        job->phase = PHASE_FINISH;
+        job->result.finished_ms = clock_wall_ms();
+        rc = store_finish(job->w->store, &job->result, on_finished, job);
+    }
+    if (rc != 0) {
+        job->stalled_in = job->phase;
+        job->phase = PHASE_STALLED;
+    }
+}
+
+/*
+ * Ends a job with status and reason (NULL status: hand it back to the
+ * queue during a drain). Cancels whatever the job was waiting for.
+ */
+static void finish(struct job *job, const char *status, const char *reason)
+{
+    struct store_result *r = &job->result;
+
+    evtimer_del(job->timer);
+    upstream_cancel(job->http);
+    job->http = NULL;
+    if (status != NULL) {
+        snprintf(job->fail_reason, sizeof(job->fail_reason), "%s",
+                 reason != NULL ? reason : "");
+        r->id = job->spec.id;
+        r->status = status;
+        if (job->spec.action != ACTION_COUNT)
+            r->action = job_action_name(job->spec.action);
+        r->task_id = job->task_id;
+        r->fail_reason = job->fail_reason;
+        if (job->spec.meta != NULL && job->result_text[3] == NULL) {
+            job->result_text[3] = json_dumps(
+                job->spec.meta, JSON_COMPACT | JSON_ENCODE_ANY);
+            r->meta = job->result_text[3];
+        }
+        r->started_ms = job->started_ms;
+        r->submits = job->submits;
+        r->polls = job->polls;
+        r->reply_to = job->spec.reply_to;
+        r->payload = job->payload;
+        r->payload_len = job->payload_len;
+        /* DUPLICATE and INVALID leave the job record alone. */
+        r->mark_done = job->claimed;
+        if (strcmp(status, "SUCCESS") != 0)
+            log_job_info(job->spec.id[0] ? job->spec.id : NULL,
+                         job->task_id[0] ? job->task_id : NULL, "%s: %s",
+                         status, job->fail_reason);
+    }
+    send_result(job);
+}
+
+static void on_finished(int rc, void *arg)
+{
+    struct job *job = arg;
+    struct worker *w = job->w;
+
+    if (rc != 0) {
+        /* Unknown or refused: check and resend once Redis is back. */
+        job->stalled_in = PHASE_FINISH;
+        job->phase = PHASE_STALLED;
+        return;
+    }
+    w->finished++;
+    log_job_debug(job->spec.id, job->task_id[0] ? job->task_id : NULL, "%s",
+                  job->result.status);
+    job_free(job);
+    take_more(w);
+    maybe_exit(w);
+}
+
+static void on_handed_back(int rc, void *arg)
+{
+    struct job *job = arg;
+    struct worker *w = job->w;
+
+    if (rc != 0) {
+        job->stalled_in = PHASE_HANDBACK;
+        job->phase = PHASE_STALLED;
+        return;
+    }
+    log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                 "handed back for another worker to resume");
+    job_free(job);
+    maybe_exit(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Redis coming and going.                                              */
+
+static void on_still_held(int rc, int held, void *arg)
+{
+    struct job *job = arg;
+
+    if (rc != 0) {
+        job->phase = PHASE_STALLED; /* try again on the next reconnect */
+        return;
+    }
+    if (held) {
+        send_result(job);
+        return;
+    }
+    /* The transaction ran; only its reply was lost. */
+    if (job->stalled_in == PHASE_FINISH)
+        on_finished(0, job);
+    else
+        on_handed_back(0, job);
+}
+
+/* Redoes what each stalled job lost when the connection dropped. */
+static void resume_stalled(struct worker *w)
+{
+    struct job *job, *next;
+
+    for (job = w->jobs; job != NULL; job = next) {
+        next = job->next;
+        if (job->phase != PHASE_STALLED)
+            continue;
+        switch (job->stalled_in) {
+        case PHASE_CLAIM:
+            job->phase = PHASE_CLAIM;
+            if (store_claim(w->store, job->spec.id, w->cfg->queues[job->queue],
+                            job_action_name(job->spec.action), on_claimed,
+                            job) != 0)
+                job->phase = PHASE_STALLED;
+            break;
+        case PHASE_CANCEL:
+            poll_now(job);
+            break;
+        case PHASE_FINISH:
+        case PHASE_HANDBACK:
+            job->phase = job->stalled_in;
+            if (store_still_held(w->store, job->payload, job->payload_len,
+                                 on_still_held, job) != 0)
+                job->phase = PHASE_STALLED;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void send_heartbeat(struct worker *w)
+{
+    char info[256];
+
+    snprintf(info, sizeof(info),
+             "{\"pid\":%ld,\"jobs\":%d,\"finished\":%llu,\"draining\":%d}",
+             (long)getpid(), w->njobs, w->finished, w->draining);
+    store_heartbeat(w->store, info);
+}
+
+static void on_store_up(void *arg)
+{
+    struct worker *w = arg;
+
+    if (!w->announced) {
+        char pid[24];
+        const char *fields[] = {"pid", pid};
+
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+        store_event(w->store, "worker_started", NULL, fields, 1);
+        w->announced = 1;
+    }
+    send_heartbeat(w);
+    resume_stalled(w);
+    w->taking = 0;
+    take_more(w);
+}
+
+static void on_store_down(void *arg)
+{
+    struct worker *w = arg;
+
+    log_warn("redis unreachable: not taking jobs; %d in flight keep "
+             "polling upstream",
+             w->njobs);
+    w->taking = 0;
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (store_is_up(w->store))
+        send_heartbeat(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Shutdown.                                                            */
+
+static void maybe_exit(struct worker *w)
+{
+    if (w->draining && w->njobs == 0) {
+        store_retire(w->store, NULL, NULL);
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+/*
+ * SIGTERM: stop taking; jobs that wait (retry or poll) are handed back at
+ * once for another worker to resume; a submit or fetch on the wire is let
+ * finish (its answer decides: a task id is recorded, then handed back);
+ * results being written are let land. Bounded by shutdown_timeout.
+ */
+static void drain(struct worker *w)
+{
+    struct job *job, *next;
+    struct timeval tv = {w->cfg->shutdown_timeout_s, 0};
+    const char *fields[] = {"reason", "SIGTERM"};
+
+    w->draining = 1;
+    log_info("draining: %d jobs in flight", w->njobs);
+    store_event(w->store, "worker_stopping", NULL, fields, 1);
+    store_wait_cancel(w->store);
+    evtimer_add(w->drain_timer, &tv);
+    for (job = w->jobs; job != NULL; job = next) {
+        next = job->next;
+        if (job->phase == PHASE_POLL_WAIT || job->phase == PHASE_RETRY_WAIT)
+            finish(job, NULL, NULL);
+    }
+    maybe_exit(w);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("shutdown timeout: exiting with %d jobs still in the "
+             "processing list (the sweep resumes them)",
+             w->njobs);
+    w->exit_code = 1;
+    event_base_loopexit(w->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)what;
+    if (sig == SIGHUP || sig == SIGPIPE)
+        return; /* the supervisor reloads by replacing workers */
+    if (w->draining) {
+        log_warn("second signal: exiting now; in-flight jobs stay in the "
+                 "processing list for recovery");
+        w->exit_code = 1;
+        event_base_loopbreak(w->base);
+        return;
+    }
+    drain(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry point.                                                         */
+
+static void make_worker_id(char *buf, size_t len)
+{
+    char host[64] = "host";
+    const char *env = getenv("MJQ_WORKER_ID");
+
+    if (env != NULL && job_id_valid(env, strlen(env))) {
+        snprintf(buf, len, "%s", env);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    for (char *p = host; *p; p++)
+        if (!job_id_valid(p, 1))
+            *p = '-';
+    snprintf(buf, len, "%s-%ld-%04x", host, (long)getpid(),
+             (unsigned)(backoff_random() * 65536));
+}
+
+static int run(struct config *cfg)
+{
+    struct worker w;
+    struct timeval hb = {cfg->heartbeat_ms / 1000,
+                         (cfg->heartbeat_ms % 1000) * 1000};
+    struct timeval tick = {1, 0};
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+    make_worker_id(w.id, sizeof(w.id));
+    log_setup(cfg->log_level, cfg->log_format, w.id);
+    w.base = event_base_new();
+    if (w.base == NULL) {
+        log_error("cannot create the event loop");
+        return 1;
+    }
+    w.up = upstream_new(w.base, cfg);
+    if (w.up == NULL) {
+        log_error("cannot initialise libcurl");
+        event_base_free(w.base);
+        return 1;
+    }
+    w.store = store_new(w.base, cfg, w.id, on_store_up, on_store_down, &w);
+    w.sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
+    w.sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
+    w.sighup = evsignal_new(w.base, SIGHUP, on_signal, &w);
+    w.sigpipe = evsignal_new(w.base, SIGPIPE, on_signal, &w);
+    evsignal_add(w.sigterm, NULL);
+    evsignal_add(w.sigint, NULL);
+    evsignal_add(w.sighup, NULL);
+    evsignal_add(w.sigpipe, NULL);
+    w.heartbeat = event_new(w.base, -1, EV_PERSIST, on_heartbeat, &w);
+    evtimer_add(w.heartbeat, &hb);
+    w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
+    evtimer_add(w.take_timer, &tick);
+    w.drain_timer = evtimer_new(w.base, on_drain_timeout, &w);
+
+    log_info("worker started: concurrency %d, queues %zu, upstream %s",
+             cfg->concurrency, cfg->nqueues, cfg->api_base_url);
+
+    event_base_dispatch(w.base);
+
+    log_info("worker stopped: %llu jobs finished", w.finished);
+    /* Free the store first: its pending callbacks still see live jobs. */
+    store_free(w.store);
+    w.store = NULL;
+    while (w.jobs != NULL) {
+        struct job *job = w.jobs;
+
+        upstream_cancel(job->http);
+        w.jobs = job->next;
+        event_free(job->timer);
+        job_spec_clear(&job->spec);
+        for (size_t i = 0; i < 4; i++)
+            free(job->result_text[i]);
+        free(job->payload);
+        free(job);
+    }
+    upstream_free(w.up);
+    event_free(w.sigterm);
+    event_free(w.sigint);
+    event_free(w.sighup);
+    event_free(w.sigpipe);
+    event_free(w.heartbeat);
+    event_free(w.take_timer);
+    event_free(w.drain_timer);
+    event_base_free(w.base);
+    return w.exit_code;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mjq worker [--config FILE] [--set KEY=VALUE]... "
+            "[--FLAG VALUE]...\n\n"
+            "Runs one worker process: takes jobs from the Redis queues, "
+            "drives each\nthrough the MJ API and publishes one result per "
+            "job (docs/contract.md).\nStops gracefully on SIGTERM or "
+            "SIGINT (a second one exits at once).\n\n"
+            "Exit codes: 0 drained cleanly, 1 runtime failure or forced "
+            "exit,\n%d fatal configuration (never respawned), 64 usage.\n\n"
+            "Settings (flag, environment, file key, default):\n",
+            MJQ_EXIT_CONFIG);
+    config_usage(out);
+}
+
+/*
+ * Shared by `worker` and `run`: turns argv into a config path and
+ * "key=value" overrides. Returns 0, 1 after --help, or -1 on a usage
+ * error (message printed). *flags is malloc'd; the strings in it too.
+ */
+int worker_parse_args(int argc, char **argv, void (*help)(FILE *),
+                      const char **config_path, char ***flags,
+                      size_t *nflags)
+{
+    *flags = xcalloc((size_t)argc + 1, sizeof(char *));
+    *nflags = 0;
+    *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+        const char *eq;
+        char name[128];
+        const char *key;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            help(stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "mjq: unexpected argument '%s' (see --help)\n",
+                    arg);
+            return -1;
+        }
+        eq = strchr(arg, '=');
+        snprintf(name, sizeof(name), "%.*s",
+                 (int)(eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2)),
+                 arg + 2);
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        if (value == NULL) {
+            fprintf(stderr, "mjq: --%s needs a value\n", name);
+            return -1;
+        }
+        if (strcmp(name, "config") == 0) {
+            *config_path = value;
+            continue;
+        }
+        if (strcmp(name, "set") == 0) {
+            if (strchr(value, '=') == NULL) {
+                fprintf(stderr, "mjq: --set needs KEY=VALUE, got '%s'\n",
+                        value);
+                return -1;
+            }
+            (*flags)[(*nflags)++] = xstrdup(value);
+            continue;
+        }
+        key = config_flag_key(name);
+        if (key == NULL) {
+            fprintf(stderr, "mjq: unknown option --%s (see --help)\n", name);
+            return -1;
+        }
+        {
+            size_t len = strlen(key) + strlen(value) + 2;
+            char *kv = xmalloc(len);
+
+            snprintf(kv, len, "%s=%s", key, value);
+            (*flags)[(*nflags)++] = kv;
+        }
+    }
+    return 0;
+}
+
+void worker_free_args(char **flags, size_t nflags)
+{
+    for (size_t i = 0; i < nflags; i++)
+        free(flags[i]);
+    free(flags);
+}
+
 int worker_main(int argc, char **argv)
 {
-    fprintf(stderr, "worker: not built yet\n");
-    return 1;
+    struct config cfg;
+    struct config_error err;
+    const char *path;
+    char **flags;
+    size_t nflags;
+    int rc;
+
+    rc = worker_parse_args(argc, argv, usage, &path, &flags, &nflags);
+    if (rc != 0) {
+        worker_free_args(flags, nflags);
+        return rc > 0 ? 0 : 64;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    if (config_load(&cfg, path, flags, nflags, &err) != 0) {
+        char line[1024];
+
+        config_error_format(&err, line, sizeof(line));
+        fprintf(stderr, "mjq worker: %s\n", line);
+        worker_free_args(flags, nflags);
+        config_free(&cfg);
+        return MJQ_EXIT_CONFIG;
+    }
+    worker_free_args(flags, nflags);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "mjq worker: cannot initialise libcurl\n");
+        config_free(&cfg);
+        return 1;
+    }
+    rc = run(&cfg);
+    curl_global_cleanup();
+    config_free(&cfg);
+    return rc;
 }

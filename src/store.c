@@ -1,0 +1,987 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "keys.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define MAX_ARGS 64
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+
+/*
+ * take: moves up to ARGV[1] payloads from the queues KEYS[2..], in strict
+ * priority order, to the processing list KEYS[1]. Atomic, so a crash
+ * either leaves a payload in its queue or in the processing list.
+ * Returns a flat array: queue index, payload, queue index, payload...
+ */
+static const char take_lua[] =
+    "local out = {}\n"
+    "local want = tonumber(ARGV[1])\n"
+    "for i = 2, #KEYS do\n"
+    "  while want > 0 do\n"
+    "    local v = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "    if not v then break end\n"
+    "    out[#out + 1] = i - 2\n"
+    "    out[#out + 1] = v\n"
+    "    want = want - 1\n"
+    "  end\n"
+    "  if want == 0 then break end\n"
+    "end\n"
+    "return out\n";
+
+/*
+ * claim: KEYS[1] job record, KEYS[2] cancel flag; ARGV: worker, now ms,
+ * heartbeat key prefix, queue, action. Creates the record only if absent;
+ * otherwise decides between done, ours, busy (live owner) and resume
+ * (owner released it or its heartbeat is gone), taking it over for
+ * resume. The heartbeat key is derived from the record, so this script
+ * needs a single Redis, not a cluster.
+ */
+static const char claim_lua[] =
+    "local cancel = redis.call('EXISTS', KEYS[2])\n"
+    "local f = redis.call('HMGET', KEYS[1], 'state', 'owner', 'task_id',\n"
+    "  'taken_ms', 'submits', 'polls', 'recoveries')\n"
+    "if not f[1] then\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'taken', 'owner', ARGV[1],\n"
+    "    'taken_ms', ARGV[2], 'queue', ARGV[4], 'action', ARGV[5])\n"
+    "  return {'new', cancel, '', ARGV[2], '0', '0', '0', ''}\n"
+    "end\n"
+    "local owner = f[2] or ''\n"
+    "local kind\n"
+    "if f[1] == 'done' then kind = 'done'\n"
+    "elseif owner == ARGV[1] then kind = 'mine'\n"
+    "elseif owner ~= '' and redis.call('EXISTS', ARGV[3] .. owner) == 1 then\n"
+    "  kind = 'busy'\n"
+    "else\n"
+    "  kind = 'resume'\n"
+    "  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'taken')\n"
+    "  if owner ~= '' then\n"
+    "    redis.call('HINCRBY', KEYS[1], 'recoveries', 1)\n"
+    "  end\n"
+    "end\n"
+    "return {kind, cancel, f[3] or '', f[4] or '', f[5] or '0',\n"
+    "  f[6] or '0', f[7] or '0', owner}\n";
+
+enum script { SCRIPT_TAKE, SCRIPT_CLAIM, SCRIPT_COUNT };
+
+static const char *const script_text[SCRIPT_COUNT] = {take_lua, claim_lua};
+
+struct conn {
+    struct store *store;
+    redisAsyncContext *ac;
+    int queue;           /* -1 for the command connection */
+    int up;              /* handshake complete */
+    int armed;           /* blocking: a BLMOVE is pending */
+    long long client_id; /* blocking: for CLIENT UNBLOCK */
+    unsigned failures;   /* consecutive failed connects */
+    struct event *retry;
+};
+
+struct store {
+    struct event_base *base;
+    const struct config *cfg;
+    char *worker;
+    store_notify_fn *on_up, *on_down;
+    void *ctx;
+    struct conn cmd;
+    struct conn *blocking; /* one per queue */
+    store_take_fn *wait_cb;
+    void *wait_ctx;
+    int wanting;           /* store_wait was called and not yet satisfied */
+    char sha[SCRIPT_COUNT][41];
+    char processing[KEYS_MAX];
+    char events[KEYS_MAX];
+    char heartbeat[KEYS_MAX];
+    char heartbeat_prefix[KEYS_MAX];
+    char **queue_keys;
+    int freeing;
+    unsigned long long commands;
+};
+
+/* A command's arguments, binary safe. */
+struct args {
+    int n;
+    const char *v[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    char num[MAX_ARGS][24];
+};
+
+static void args_addn(struct args *a, const char *p, size_t len)
+{
+    if (a->n >= MAX_ARGS)
+        abort(); /* a programming error: every command here is bounded */
+    a->v[a->n] = p;
+    a->len[a->n] = len;
+    a->n++;
+}
+
+static void args_add(struct args *a, const char *s)
+{
+    args_addn(a, s, strlen(s));
+}
+
+static void args_addll(struct args *a, long long v)
+{
+    int len = snprintf(a->num[a->n], sizeof(a->num[0]), "%lld", v);
+
+    args_addn(a, a->num[a->n], (size_t)len);
+}
+
+/* Adds "name value" when value is set. */
+static void args_field(struct args *a, const char *name, const char *value)
+{
+    if (value != NULL && value[0] != '\0') {
+        args_add(a, name);
+        args_add(a, value);
+    }
+}
+
+static int send_args(struct conn *c, redisCallbackFn *fn, void *priv,
+                     const struct args *a)
+{
+    if (!c->up || c->ac == NULL)
+        return -1;
+    if (redisAsyncCommandArgv(c->ac, fn, priv, a->n, (const char **)a->v,
+                              a->len) !=
+        REDIS_OK)
+        return -1;
+    c->store->commands++;
+    return 0;
+}
+
+static void connect_conn(struct conn *c);
+
+static void schedule_reconnect(struct conn *c)
+{
+    long delay;
+    struct timeval tv;
+
+    if (c->store->freeing)
+        return;
+    delay = backoff_retry_delay(RECONNECT_MIN_MS, RECONNECT_MAX_MS,
+                                c->failures, backoff_random());
+    c->failures++;
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(c->retry, &tv);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_conn(arg);
+}
+
+static void conn_lost(struct conn *c)
+{
+    struct store *s = c->store;
+    int was_up = c->up;
+
+    c->ac = NULL;
+    c->up = 0;
+    c->armed = 0;
+    if (c->queue < 0 && was_up && s->on_down != NULL && !s->freeing)
+        s->on_down(s->ctx);
+    schedule_reconnect(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+
+    if (c == NULL)
+        return;
+    if (status != REDIS_OK && !c->store->freeing)
+        log_warn("redis: connection lost (%s)", ac->errstr);
+    conn_lost(c);
+}
+
+/* Any error during the handshake drops the connection and retries. */
+static int handshake_failed(struct conn *c, redisReply *r, const char *step)
+{
+    if (r != NULL && r->type != REDIS_REPLY_ERROR)
+        return 0;
+    if (r != NULL)
+        log_error("redis: %s failed: %s", step, r->str);
+    if (c->ac != NULL && r != NULL)
+        redisAsyncDisconnect(c->ac);
+    return 1;
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct conn *c = ac->data;
+
+    (void)priv;
+    /* The reply text never contains the password. */
+    handshake_failed(c, reply, "AUTH");
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_failed(ac->data, reply, "SELECT");
+}
+
+static void on_script_load(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct conn *c = ac->data;
+    redisReply *r = reply;
+    int which = (int)(intptr_t)priv;
+
+    if (handshake_failed(c, r, "SCRIPT LOAD"))
+        return;
+    if (r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(c->store->sha[which], r->str, 41);
+}
+
+static void arm_blocking(struct conn *c);
+
+static void on_ready(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct conn *c = ac->data;
+    redisReply *r = reply;
+    struct store *s;
+
+    (void)priv;
+    if (handshake_failed(c, r, "CLIENT ID"))
+        return;
+    s = c->store;
+    c->up = 1;
+    c->failures = 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        c->client_id = r->integer;
+    if (c->queue < 0) {
+        log_info("redis: connected");
+        if (s->on_up != NULL)
+            s->on_up(s->ctx);
+    } else if (s->wanting) {
+        arm_blocking(c);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    struct conn *c = ac->data;
+    struct store *s = c->store;
+    char name[200];
+
+    if (status != REDIS_OK) {
+        if (c->failures == 0 || c->failures % 10 == 0)
+            log_warn("redis: cannot connect (%s); retrying", ac->errstr);
+        c->ac = NULL;
+        schedule_reconnect(c);
+        return;
+    }
+    /* Everything below is pipelined: one round trip for the handshake. */
+    if (s->cfg->redis_password != NULL) {
+        if (s->cfg->redis_username != NULL)
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s",
+                              s->cfg->redis_username, s->cfg->redis_password);
+        else
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s",
+                              s->cfg->redis_password);
+    }
+    if (s->cfg->redis_db != 0)
+        redisAsyncCommand(ac, on_select, NULL, "SELECT %d", s->cfg->redis_db);
+    snprintf(name, sizeof(name), "mjq:%s:%s", s->worker,
+             c->queue < 0 ? "cmd" : "take");
+    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s", name);
+    if (c->queue < 0) {
+        for (int i = 0; i < SCRIPT_COUNT; i++)
+            redisAsyncCommand(ac, on_script_load, (void *)(intptr_t)i,
+                              "SCRIPT LOAD %s", script_text[i]);
+    }
+    redisAsyncCommand(ac, on_ready, NULL, "CLIENT ID");
+}
+
+static void connect_conn(struct conn *c)
+{
+    const struct config *cfg = c->store->cfg;
+    redisAsyncContext *ac;
+
+    if (cfg->redis_unix_path != NULL)
+        ac = redisAsyncConnectUnix(cfg->redis_unix_path);
+    else
+        ac = redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+    if (ac == NULL || ac->err) {
+        if (c->failures == 0 || c->failures % 10 == 0)
+            log_warn("redis: cannot connect (%s); retrying",
+                     ac != NULL ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibeventAttach(ac, c->store->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void conn_init(struct store *s, struct conn *c, int queue)
+{
+    c->store = s;
+    c->queue = queue;
+    c->retry = evtimer_new(s->base, on_retry_timer, c);
+}
+
+struct store *store_new(struct event_base *base, const struct config *cfg,
+                        const char *worker_id, store_notify_fn *on_up,
+                        store_notify_fn *on_down, void *ctx)
+{
+    struct store *s = xcalloc(1, sizeof(*s));
+
+    s->base = base;
+    s->cfg = cfg;
+    s->worker = xstrdup(worker_id);
+    s->on_up = on_up;
+    s->on_down = on_down;
+    s->ctx = ctx;
+    keys_processing(s->processing, KEYS_MAX, cfg->prefix, worker_id);
+    keys_events(s->events, KEYS_MAX, cfg->prefix);
+    keys_heartbeat(s->heartbeat, KEYS_MAX, cfg->prefix, worker_id);
+    keys_heartbeat(s->heartbeat_prefix, KEYS_MAX, cfg->prefix, "");
+    s->queue_keys = xcalloc(cfg->nqueues, sizeof(char *));
+    for (size_t i = 0; i < cfg->nqueues; i++) {
+        s->queue_keys[i] = xmalloc(KEYS_MAX);
+        keys_queue(s->queue_keys[i], KEYS_MAX, cfg->prefix, cfg->queues[i]);
+    }
+    conn_init(s, &s->cmd, -1);
+    s->blocking = xcalloc(cfg->nqueues, sizeof(struct conn));
+    for (size_t i = 0; i < cfg->nqueues; i++)
+        conn_init(s, &s->blocking[i], (int)i);
+    connect_conn(&s->cmd);
+    for (size_t i = 0; i < cfg->nqueues; i++)
+        connect_conn(&s->blocking[i]);
+    return s;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->ac != NULL) {
+        redisAsyncContext *ac = c->ac;
+
+        c->ac = NULL;
+        c->up = 0;
+        ac->data = NULL; /* on_disconnect must not touch c any more */
+        redisAsyncFree(ac);
+    }
+    if (c->retry != NULL)
+        event_free(c->retry);
+    c->retry = NULL;
+}
+
+void store_free(struct store *s)
+{
+    if (s == NULL)
+        return;
+    s->freeing = 1;
+    conn_close(&s->cmd);
+    for (size_t i = 0; i < s->cfg->nqueues; i++) {
+        conn_close(&s->blocking[i]);
+        free(s->queue_keys[i]);
+    }
+    free(s->blocking);
+    free(s->queue_keys);
+    free(s->worker);
+    free(s);
+}
+
+int store_is_up(const struct store *s)
+{
+    return s->cmd.up;
+}
+
+unsigned long long store_commands(const struct store *s)
+{
+    return s->commands;
+}
+
+/* A pending callback: what to call and with what. */
+struct pending {
+    struct store *store;
+    union {
+        store_take_fn *take;
+        store_claim_fn *claim;
+        store_done_fn *done;
+        store_flag_fn *flag;
+    } cb;
+    void *ctx;
+};
+
+static struct pending *pending_new(struct store *s, void *cb, void *ctx)
+{
+    struct pending *p = xmalloc(sizeof(*p));
+
+    p->store = s;
+    p->cb.done = (store_done_fn *)cb;
+    p->ctx = ctx;
+    return p;
+}
+
+static int reply_rc(const redisReply *r)
+{
+    if (r == NULL)
+        return -1;
+    return r->type == REDIS_REPLY_ERROR ? -2 : 0;
+}
+
+/* A NOSCRIPT error means Redis lost our scripts (SCRIPT FLUSH, failover):
+ * reconnecting loads them again. */
+static void check_noscript(struct store *s, const redisReply *r)
+{
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0 && s->cmd.ac != NULL)
+        redisAsyncDisconnect(s->cmd.ac);
+}
+
+static void deliver_items(store_take_fn *cb, void *ctx, redisReply *r,
+                          int queue_fixed)
+{
+    struct store_item stack[64], *items = stack;
+    size_t n = 0;
+
+    if (queue_fixed >= 0) {
+        /* A BLMOVE reply: one payload or nil. */
+        if (r->type == REDIS_REPLY_STRING) {
+            items[0].payload = xmemdup(r->str, r->len);
+            items[0].len = r->len;
+            items[0].queue = queue_fixed;
+            n = 1;
+        }
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        size_t want = r->elements / 2;
+
+        if (want > sizeof(stack) / sizeof(stack[0]))
+            items = xcalloc(want, sizeof(*items));
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            redisReply *q = r->element[i], *p = r->element[i + 1];
+
+            if (q->type != REDIS_REPLY_INTEGER ||
+                p->type != REDIS_REPLY_STRING)
+                continue;
+            items[n].payload = xmemdup(p->str, p->len);
+            items[n].len = p->len;
+            items[n].queue = (int)q->integer;
+            n++;
+        }
+    }
+    cb(0, items, n, ctx);
+    /* Payloads the callback did not steal are freed here. */
+    for (size_t i = 0; i < n; i++)
+        free(items[i].payload);
+    if (items != stack)
+        free(items);
+}
+
+static void on_take(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (reply_rc(r) != 0) {
+        if (r != NULL)
+            log_error("redis: take failed: %s", r->str);
+        check_noscript(p->store, r);
+        p->cb.take(reply_rc(r), NULL, 0, p->ctx);
+    } else {
+        deliver_items(p->cb.take, p->ctx, r, -1);
+    }
+    free(p);
+}
+
+int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
+{
+    struct args a = {0};
+    struct pending *p;
+
+    if (max > 32)
+        max = 32; /* bounds the stack array and one reply's size */
+    args_add(&a, "EVALSHA");
+    args_add(&a, s->sha[SCRIPT_TAKE]);
+    args_addll(&a, 1 + (long long)s->cfg->nqueues);
+    args_add(&a, s->processing);
+    for (size_t i = 0; i < s->cfg->nqueues; i++)
+        args_add(&a, s->queue_keys[i]);
+    args_addll(&a, max);
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_take, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_blocking_take(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct conn *c = priv;
+    struct store *s = c->store;
+    redisReply *r = reply;
+
+    (void)ac;
+    c->armed = 0;
+    if (r == NULL || s->freeing)
+        return; /* connection lost: re-armed after reconnect if wanted */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis: blocking take failed: %s", r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        /* Satisfied: the worker re-arms when it still has room. */
+        s->wanting = 0;
+        if (s->wait_cb != NULL)
+            deliver_items(s->wait_cb, s->wait_ctx, r, c->queue);
+    }
+}
+
+static void arm_blocking(struct conn *c)
+{
+    struct store *s = c->store;
+    struct args a = {0};
+
+    if (c->armed || !c->up)
+        return;
+    args_add(&a, "BLMOVE");
+    args_add(&a, s->queue_keys[c->queue]);
+    args_add(&a, s->processing);
+    args_add(&a, "RIGHT");
+    args_add(&a, "LEFT");
+    args_add(&a, "0");
+    if (send_args(c, on_blocking_take, c, &a) == 0)
+        c->armed = 1;
+}
+
+void store_wait(struct store *s, store_take_fn *cb, void *ctx)
+{
+    s->wait_cb = cb;
+    s->wait_ctx = ctx;
+    s->wanting = 1;
+    for (size_t i = 0; i < s->cfg->nqueues; i++)
+        arm_blocking(&s->blocking[i]);
+}
+
+void store_wait_cancel(struct store *s)
+{
+    s->wanting = 0;
+    for (size_t i = 0; i < s->cfg->nqueues; i++) {
+        struct conn *c = &s->blocking[i];
+        struct args a = {0};
+
+        if (!c->armed)
+            continue;
+        args_add(&a, "CLIENT");
+        args_add(&a, "UNBLOCK");
+        args_addll(&a, c->client_id);
+        send_args(&s->cmd, NULL, NULL, &a);
+    }
+}
+
+static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    struct store_claim_info info;
+    static const char *const kinds[] = {"new", "mine", "resume", "done",
+                                        "busy"};
+    int rc = reply_rc(r);
+
+    (void)ac;
+    memset(&info, 0, sizeof(info));
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 8))
+        rc = -2;
+    if (rc != 0) {
+        if (r != NULL)
+            log_error("redis: claim failed: %s",
+                      r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        check_noscript(p->store, r);
+        p->cb.claim(rc, NULL, p->ctx);
+        free(p);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (r->element[0]->str != NULL && strcmp(r->element[0]->str,
+                                                 kinds[i]) == 0)
+            info.kind = (enum store_claim_kind)i;
+    info.cancelled = r->element[1]->integer != 0;
+    snprintf(info.task_id, sizeof(info.task_id), "%s",
+             r->element[2]->str != NULL ? r->element[2]->str : "");
+    info.taken_ms = r->element[3]->str != NULL
+                        ? strtoll(r->element[3]->str, NULL, 10)
+                        : 0;
+    info.submits = r->element[4]->str ? strtol(r->element[4]->str, NULL, 10)
+                                      : 0;
+    info.polls = r->element[5]->str ? strtol(r->element[5]->str, NULL, 10)
+                                    : 0;
+    info.recoveries =
+        r->element[6]->str ? strtol(r->element[6]->str, NULL, 10) : 0;
+    snprintf(info.owner, sizeof(info.owner), "%s",
+             r->element[7]->str != NULL ? r->element[7]->str : "");
+    p->cb.claim(0, &info, p->ctx);
+    free(p);
+}
+
+int store_claim(struct store *s, const char *id, const char *queue,
+                const char *action, store_claim_fn *cb, void *ctx)
+{
+    char job[KEYS_MAX], cancel[KEYS_MAX];
+    struct args a = {0};
+    struct pending *p;
+
+    keys_job(job, sizeof(job), s->cfg->prefix, id);
+    keys_cancel(cancel, sizeof(cancel), s->cfg->prefix, id);
+    args_add(&a, "EVALSHA");
+    args_add(&a, s->sha[SCRIPT_CLAIM]);
+    args_add(&a, "2");
+    args_add(&a, job);
+    args_add(&a, cancel);
+    args_add(&a, s->worker);
+    args_addll(&a, clock_wall_ms());
+    args_add(&a, s->heartbeat_prefix);
+    args_add(&a, queue);
+    args_add(&a, action);
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_claim, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_done(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    /* EXEC answers nil when the transaction was discarded, and an array
+     * holding the errors of commands that failed inside it. */
+    if (rc == 0 && r->type == REDIS_REPLY_NIL)
+        rc = -2;
+    if (rc == 0 && r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                log_error("redis: command in transaction failed: %s",
+                          r->element[i]->str);
+                rc = -2;
+            }
+    if (rc == -2 && r->type == REDIS_REPLY_ERROR)
+        log_error("redis: %s", r->str);
+    if (p->cb.done != NULL)
+        p->cb.done(rc, p->ctx);
+    free(p);
+}
+
+static int send_done(struct store *s, const struct args *a, store_done_fn *cb,
+                     void *ctx)
+{
+    struct pending *p = pending_new(s, cb, ctx);
+
+    if (send_args(&s->cmd, on_done, p, a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Event arguments: XADD events MAXLEN ~ N * type T ts MS worker W [id I]. */
+static void event_args(struct store *s, struct args *a, const char *type,
+                       const char *id)
+{
+    args_add(a, "XADD");
+    args_add(a, s->events);
+    args_add(a, "MAXLEN");
+    args_add(a, "~");
+    args_addll(a, s->cfg->events_maxlen);
+    args_add(a, "*");
+    args_add(a, "type");
+    args_add(a, type);
+    args_add(a, "ts");
+    args_addll(a, clock_wall_ms());
+    args_add(a, "worker");
+    args_add(a, s->worker);
+    if (id != NULL) {
+        args_add(a, "id");
+        args_add(a, id);
+    }
+}
+
+void store_event(struct store *s, const char *type, const char *id,
+                 const char *const *fields, size_t nfields)
+{
+    struct args a = {0};
+
+    event_args(s, &a, type, id);
+    for (size_t i = 0; i < nfields; i++) {
+        args_add(&a, fields[2 * i]);
+        args_add(&a, fields[2 * i + 1]);
+    }
+    send_args(&s->cmd, NULL, NULL, &a);
+}
+
+int store_submitted(struct store *s, const char *id, const char *task_id,
+                    long submits, store_done_fn *cb, void *ctx)
+{
+    char job[KEYS_MAX];
+    struct args a = {0};
+    const char *fields[] = {"task_id", task_id};
+
+    keys_job(job, sizeof(job), s->cfg->prefix, id);
+    args_add(&a, "HSET");
+    args_add(&a, job);
+    args_add(&a, "task_id");
+    args_add(&a, task_id);
+    args_add(&a, "state");
+    args_add(&a, "submitted");
+    args_add(&a, "submits");
+    args_addll(&a, submits);
+    if (send_done(s, &a, cb, ctx) != 0)
+        return -1;
+    store_event(s, "submitted", id, fields, 1);
+    return 0;
+}
+
+static void on_flag(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    p->cb.flag(rc, rc == 0 && ((r->type == REDIS_REPLY_INTEGER &&
+                                r->integer != 0) ||
+                               r->type == REDIS_REPLY_STRING),
+               p->ctx);
+    free(p);
+}
+
+static int send_flag(struct store *s, const struct args *a, store_flag_fn *cb,
+                     void *ctx)
+{
+    struct pending *p = pending_new(s, cb, ctx);
+
+    if (send_args(&s->cmd, on_flag, p, a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+int store_cancel_requested(struct store *s, const char *id,
+                           store_flag_fn *cb, void *ctx)
+{
+    char key[KEYS_MAX];
+    struct args a = {0};
+
+    keys_cancel(key, sizeof(key), s->cfg->prefix, id);
+    args_add(&a, "EXISTS");
+    args_add(&a, key);
+    return send_flag(s, &a, cb, ctx);
+}
+
+int store_still_held(struct store *s, const char *payload, size_t len,
+                     store_flag_fn *cb, void *ctx)
+{
+    struct args a = {0};
+
+    args_add(&a, "LPOS");
+    args_add(&a, s->processing);
+    args_addn(&a, payload, len);
+    return send_flag(s, &a, cb, ctx);
+}
+
+static int send_plain(struct store *s, const struct args *a)
+{
+    return send_args(&s->cmd, NULL, NULL, a);
+}
+
+int store_finish(struct store *s, const struct store_result *r,
+                 store_done_fn *cb, void *ctx)
+{
+    char results[KEYS_MAX], job[KEYS_MAX];
+    struct args a = {0};
+
+    if (!s->cmd.up)
+        return -1;
+    args_add(&a, "MULTI");
+    send_plain(s, &a);
+
+    memset(&a, 0, sizeof(a));
+    keys_results(results, sizeof(results), s->cfg->prefix, r->reply_to);
+    args_add(&a, "XADD");
+    args_add(&a, results);
+    args_add(&a, "MAXLEN");
+    args_add(&a, "~");
+    args_addll(&a, s->cfg->results_maxlen);
+    args_add(&a, "*");
+    args_add(&a, "id");
+    args_add(&a, r->id != NULL ? r->id : "");
+    args_add(&a, "status");
+    args_add(&a, r->status);
+    args_add(&a, "action");
+    args_add(&a, r->action != NULL ? r->action : "");
+    args_field(&a, "task_id", r->task_id);
+    args_field(&a, "image_url", r->image_url);
+    args_field(&a, "fail_reason", r->fail_reason);
+    args_field(&a, "task", r->task);
+    args_field(&a, "buttons", r->buttons);
+    args_field(&a, "meta", r->meta);
+    args_add(&a, "worker");
+    args_add(&a, s->worker);
+    args_add(&a, "started_ms");
+    args_addll(&a, r->started_ms);
+    args_add(&a, "finished_ms");
+    args_addll(&a, r->finished_ms);
+    args_add(&a, "submits");
+    args_addll(&a, r->submits);
+    args_add(&a, "polls");
+    args_addll(&a, r->polls);
+    send_plain(s, &a);
+
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "LREM");
+    args_add(&a, s->processing);
+    args_add(&a, "1");
+    args_addn(&a, r->payload, r->payload_len);
+    send_plain(s, &a);
+
+    if (r->mark_done) {
+        memset(&a, 0, sizeof(a));
+        keys_job(job, sizeof(job), s->cfg->prefix, r->id);
+        args_add(&a, "HSET");
+        args_add(&a, job);
+        args_add(&a, "state");
+        args_add(&a, "done");
+        args_add(&a, "status");
+        args_add(&a, r->status);
+        args_add(&a, "owner");
+        args_add(&a, s->worker);
+        args_add(&a, "finished_ms");
+        args_addll(&a, r->finished_ms);
+        send_plain(s, &a);
+
+        memset(&a, 0, sizeof(a));
+        args_add(&a, "EXPIRE");
+        args_add(&a, job);
+        args_addll(&a, s->cfg->dedup_window_s);
+        send_plain(s, &a);
+    }
+
+    if (r->dead) {
+        char dead[KEYS_MAX];
+
+        memset(&a, 0, sizeof(a));
+        keys_dead(dead, sizeof(dead), s->cfg->prefix);
+        args_add(&a, "XADD");
+        args_add(&a, dead);
+        args_add(&a, "MAXLEN");
+        args_add(&a, "~");
+        args_addll(&a, s->cfg->results_maxlen);
+        args_add(&a, "*");
+        args_add(&a, "id");
+        args_add(&a, r->id != NULL ? r->id : "");
+        args_add(&a, "error");
+        args_add(&a, r->fail_reason != NULL ? r->fail_reason : "");
+        args_add(&a, "worker");
+        args_add(&a, s->worker);
+        args_add(&a, "ts");
+        args_addll(&a, r->finished_ms);
+        args_add(&a, "payload");
+        args_addn(&a, r->payload, r->payload_len);
+        send_plain(s, &a);
+    }
+
+    memset(&a, 0, sizeof(a));
+    event_args(s, &a, "finished", r->id);
+    args_add(&a, "status");
+    args_add(&a, r->status);
+    send_plain(s, &a);
+
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "EXEC");
+    return send_done(s, &a, cb, ctx);
+}
+
+int store_handback(struct store *s, const char *id, int claimed,
+                   const char *payload, size_t len, int queue, long submits,
+                   long polls, store_done_fn *cb, void *ctx)
+{
+    struct args a = {0};
+
+    if (!s->cmd.up)
+        return -1;
+    args_add(&a, "MULTI");
+    send_plain(s, &a);
+    if (claimed) {
+        char job[KEYS_MAX];
+
+        memset(&a, 0, sizeof(a));
+        keys_job(job, sizeof(job), s->cfg->prefix, id);
+        args_add(&a, "HSET");
+        args_add(&a, job);
+        args_add(&a, "owner");
+        args_add(&a, "");
+        args_add(&a, "state");
+        args_add(&a, "released");
+        args_add(&a, "submits");
+        args_addll(&a, submits);
+        args_add(&a, "polls");
+        args_addll(&a, polls);
+        send_plain(s, &a);
+    }
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "LREM");
+    args_add(&a, s->processing);
+    args_add(&a, "1");
+    args_addn(&a, payload, len);
+    send_plain(s, &a);
+
+    /* RPUSH: the right end is where workers take from, so a handed-back
+     * job is the next one served, ahead of newer work. */
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "RPUSH");
+    args_add(&a, s->queue_keys[queue]);
+    args_addn(&a, payload, len);
+    send_plain(s, &a);
+
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "EXEC");
+    return send_done(s, &a, cb, ctx);
+}
+
+void store_heartbeat(struct store *s, const char *info)
+{
+    struct args a = {0};
+
+    args_add(&a, "SET");
+    args_add(&a, s->heartbeat);
+    args_add(&a, info);
+    args_add(&a, "PX");
+    args_addll(&a, s->cfg->heartbeat_ttl_ms);
+    send_plain(s, &a);
+}
+
+void store_retire(struct store *s, store_done_fn *cb, void *ctx)
+{
+    struct args a = {0};
+
+    args_add(&a, "DEL");
+    args_add(&a, s->heartbeat);
+    if (send_done(s, &a, cb, ctx) != 0 && cb != NULL)
+        cb(-1, ctx);
+}

@@ -1,0 +1,174 @@
+#ifndef MJQ_STORE_H
+#define MJQ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+
+/*
+ * Everything mjq keeps in Redis, and the only module that knows key names
+ * and commands (docs/architecture.md lists the keys). One command
+ * connection (pipelined: every command is written without waiting for
+ * the previous reply) plus one connection per queue for blocking takes,
+ * so a BLMOVE never stalls other commands. Connections reconnect by
+ * themselves with capped, jittered backoff.
+ *
+ * Callbacks run from the event loop. rc is 0 on success, -1 when the
+ * outcome is unknown because the connection was lost (the command may or
+ * may not have run), -2 when Redis answered with an error.
+ */
+
+struct store;
+
+struct store_item {
+    char *payload; /* owned by the receiver of the callback */
+    size_t len;
+    int queue;     /* index into cfg->queues */
+};
+
+enum store_claim_kind {
+    CLAIM_NEW,    /* first time this id is seen: ours now */
+    CLAIM_MINE,   /* our own record (a claim whose reply was lost) */
+    CLAIM_RESUME, /* released or orphaned: ours now, resume it */
+    CLAIM_DONE,   /* finished inside the dedup window */
+    CLAIM_BUSY,   /* owned by a live worker */
+};
+
+struct store_claim_info {
+    enum store_claim_kind kind;
+    int cancelled;        /* mjq:cancel:<id> exists */
+    char task_id[64];     /* recorded upstream task id, "" if none */
+    int64_t taken_ms;     /* first take, epoch ms */
+    long submits, polls;  /* spent so far by earlier owners */
+    long recoveries;      /* times taken over from a dead worker */
+    char owner[128];      /* previous owner ("" if released) */
+};
+
+/* A finished job, as the result stream entry (docs/contract.md §2). Every
+ * string is borrowed for the call; NULL or "" leaves the field out. */
+struct store_result {
+    const char *id;
+    const char *status;
+    const char *action;
+    const char *task_id;
+    const char *image_url;
+    const char *fail_reason;
+    const char *task;    /* JSON text */
+    const char *buttons; /* JSON text */
+    const char *meta;    /* JSON text */
+    int64_t started_ms, finished_ms;
+    long submits, polls;
+    const char *reply_to;
+    const char *payload; /* removed from the processing list */
+    size_t payload_len;
+    int mark_done;       /* 1: the job record becomes "done" (dedup) */
+    int dead;            /* 1: payload also goes to the dead stream */
+};
+
+typedef void store_notify_fn(void *ctx);
+typedef void store_take_fn(int rc, struct store_item *items, size_t n,
+                           void *ctx);
+typedef void store_claim_fn(int rc, const struct store_claim_info *info,
+                            void *ctx);
+typedef void store_done_fn(int rc, void *ctx);
+typedef void store_flag_fn(int rc, int set, void *ctx);
+
+/*
+ * Creates the store for worker_id (copied) and starts connecting. on_up
+ * runs each time the command connection is ready (after every reconnect),
+ * on_down each time it is lost. Borrows cfg and base.
+ */
+struct store *store_new(struct event_base *base, const struct config *cfg,
+                        const char *worker_id, store_notify_fn *on_up,
+                        store_notify_fn *on_down, void *ctx);
+
+/*
+ * Closes every connection at once; pending callbacks run with rc -1.
+ * NULL-safe. Not from inside a store callback.
+ */
+void store_free(struct store *s);
+
+/* 1 when the command connection is ready. */
+int store_is_up(const struct store *s);
+
+/*
+ * Moves up to max payloads from the queues, in strict priority order,
+ * into this worker's processing list, atomically, in one round trip.
+ * Returns 0, or -1 if the store is down (cb not called).
+ */
+int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx);
+
+/*
+ * Arms a blocking move (BLMOVE, no timeout) on every queue that has none,
+ * so an idle worker sleeps in Redis instead of polling. cb runs with one
+ * item each time a job arrives on a queue; that queue is then disarmed.
+ */
+void store_wait(struct store *s, store_take_fn *cb, void *ctx);
+
+/* Wakes every armed blocking move (CLIENT UNBLOCK); they end with no item,
+ * or with the item that raced in, which cb then receives. */
+void store_wait_cancel(struct store *s);
+
+/* Claims job id (see enum store_claim_kind), reading the cancel flag in
+ * the same atomic step. Returns 0, or -1 if the store is down. */
+int store_claim(struct store *s, const char *id, const char *queue,
+                const char *action, store_claim_fn *cb, void *ctx);
+
+/* Records the accepted upstream task id and the submits spent, and emits
+ * the "submitted" event. cb may be NULL. */
+int store_submitted(struct store *s, const char *id, const char *task_id,
+                    long submits, store_done_fn *cb, void *ctx);
+
+/* Reads mjq:cancel:<id>. */
+int store_cancel_requested(struct store *s, const char *id,
+                           store_flag_fn *cb, void *ctx);
+
+/*
+ * Appends an event: type, then nfields name/value pairs in fields
+ * (fields[2*i] name, fields[2*i+1] value), plus ts, worker and, when id is
+ * non-NULL, id. Fire and forget: events are for monitoring.
+ */
+void store_event(struct store *s, const char *type, const char *id,
+                 const char *const *fields, size_t nfields);
+
+/*
+ * Publishes a result and retires the job in one MULTI/EXEC: XADD to the
+ * result stream, LREM from the processing list, the job record marked
+ * done with the dedup TTL (if mark_done), the payload to the dead stream
+ * (if dead), and the "finished" event.
+ */
+int store_finish(struct store *s, const struct store_result *r,
+                 store_done_fn *cb, void *ctx);
+
+/*
+ * After a finish or hand-back whose reply was lost: tells whether the
+ * payload is still in this worker's processing list (set = 1: the
+ * transaction did not run and must be sent again).
+ */
+int store_still_held(struct store *s, const char *payload, size_t len,
+                     store_flag_fn *cb, void *ctx);
+
+/*
+ * Gives a job back for any worker to resume, in one MULTI/EXEC: releases
+ * the job record (owner "", polls and submits saved) when claimed, then
+ * moves the payload from the processing list to the oldest end of its
+ * queue, so it is taken next.
+ */
+int store_handback(struct store *s, const char *id, int claimed,
+                   const char *payload, size_t len, int queue, long submits,
+                   long polls, store_done_fn *cb, void *ctx);
+
+/* Refreshes this worker's heartbeat key (TTL heartbeat_ttl_ms) with a
+ * short JSON description of the worker. */
+void store_heartbeat(struct store *s, const char *info);
+
+/* Removes the heartbeat; called after a clean drain. */
+void store_retire(struct store *s, store_done_fn *cb, void *ctx);
+
+/* Commands sent so far (for benchmarks). */
+unsigned long long store_commands(const struct store *s);
+
+#endif
