@@ -32,53 +32,61 @@ struct config {
     char *config_path; /* file that was read, NULL if none */
 
     /* redis */
-    char *redis_url;      /* as given, password masked by config_dump */
-    char *redis_host;     /* NULL when redis_unix_path is set */
-    int redis_port;       /* default 6379 */
+    char *redis_url;       /* as given, password masked by config_dump */
+    char *redis_host;      /* NULL when redis_unix_path is set */
+    int redis_port;        /* default 6379 */
     char *redis_unix_path; /* unix:///path, else NULL */
-    char *redis_password; /* secret; NULL if none */
-    int redis_db;         /* SELECT index, default 0 */
-    char *prefix;         /* key prefix, default "mjq:" */
+    char *redis_username;  /* ACL user (redis://user:pass@), or NULL */
+    char *redis_password;  /* secret; NULL if none */
+    int redis_db;          /* SELECT index, default 0 */
+    char *prefix;          /* key prefix, default "mjq:" */
 
     /* queues, strict priority: queues[0] first */
     char **queues;
     size_t nqueues;
 
     /* upstream MJ API */
-    char *api_base_url;             /* e.g. http://127.0.0.1:8080 (no slash) */
-    char *api_key;                  /* secret; NULL sends no Authorization */
-    char *api_key_file;             /* where api_key was read from, or NULL */
-    char *mode_prefix[MODE_COUNT];  /* "", "/mj-fast", "/mj-relax", ... */
-    long api_timeout_ms;            /* whole HTTP request, default 30000 */
-    long api_connect_timeout_ms;    /* TCP/TLS connect, default 5000 */
-    char *notify_hook;              /* set as notifyHook on submits, or NULL */
+    char *api_base_url;            /* e.g. http://127.0.0.1:8080 (no slash) */
+    char *api_key;                 /* secret; NULL sends no Authorization */
+    char *api_key_file;            /* where api_key was read from, or NULL */
+    char *mode_prefix[MODE_COUNT]; /* "", "/mj-fast", "/mj-relax", ... */
+    long api_timeout_ms;           /* whole HTTP request, default 30000 */
+    long api_connect_timeout_ms;   /* TCP/TLS connect, default 5000 */
+    char *notify_hook;             /* set as notifyHook on submits, or NULL */
 
     /* worker */
-    int concurrency;            /* jobs in flight per worker, default 100 */
-    long *poll_schedule_ms;     /* progressive poll delays; last repeats */
+    int concurrency;        /* jobs in flight per worker, default 100 */
+    long *poll_schedule_ms; /* progressive poll delays; last repeats */
     size_t npoll_schedule;
-    long job_timeout_s;         /* default deadline of a job, default 600 */
-    long dedup_window_s;        /* finished-id memory, default 86400 */
-    long results_maxlen;        /* XADD MAXLEN ~ for results, 1000000 */
-    long events_maxlen;         /* XADD MAXLEN ~ for events, 100000 */
-    long max_job_bytes;         /* larger payloads are INVALID, 32 MiB */
-    int submit_max_attempts;    /* transient submit failures, default 8 */
-    long retry_base_ms;         /* first retry delay, default 1000 */
-    long retry_max_ms;          /* retry delay cap, default 30000 */
-    int lost_after_not_found;   /* not-found fetches before "lost", 3 */
-    long heartbeat_ms;          /* heartbeat period, default 2000 */
-    long heartbeat_ttl_ms;      /* heartbeat key TTL, default 6000 */
-    long shutdown_timeout_s;    /* drain budget on SIGTERM, default 10 */
+    long job_timeout_s;       /* default deadline of a job, default 600 */
+    long dedup_window_s;      /* finished-id memory, default 86400 */
+    long results_maxlen;      /* XADD MAXLEN ~ for results, 1000000 */
+    long events_maxlen;       /* XADD MAXLEN ~ for events, 100000 */
+    long max_job_bytes;       /* larger payloads are INVALID, 32 MiB */
+    int submit_max_attempts;  /* transient submit failures, default 8 */
+    long retry_base_ms;       /* first retry delay, default 1000 */
+    long retry_max_ms;        /* retry delay cap, default 30000 */
+    int lost_after_not_found; /* not-found fetches before "lost", 3 */
+    long heartbeat_ms;        /* heartbeat period, default 2000 */
+    long heartbeat_ttl_ms;    /* heartbeat key TTL, default 6000 */
+    long shutdown_timeout_s;  /* drain budget on SIGTERM, default 10 */
 
     /* supervisor */
-    int workers;                /* worker processes under `mjq run`, 1 */
+    int workers; /* worker processes under `mjq run`, 1 */
 
     /* logging */
     enum log_level log_level;   /* default info */
     enum log_format log_format; /* default text */
 };
 
-/* Precise reason for a rejected configuration. */
+/*
+ * Precise reason for a rejected configuration. key names the source that
+ * was used: the file key (with file and line), the environment variable, or
+ * "--flag". key is empty for errors about the whole file (cannot read it,
+ * syntax error). value is for display: "(secret)" for api.key, passwords in
+ * URLs as ***, an empty value as "", control characters as '?'; it is empty
+ * when no value applies (unknown setting, wrong libconfig type).
+ */
 struct config_error {
     char key[64];     /* file key, env var or flag that was wrong */
     char value[256];  /* offending value, "(secret)" for secrets */
@@ -88,8 +96,8 @@ struct config_error {
 };
 
 /*
- * Fills cfg with embedded defaults. Never fails. The caller owns cfg and
- * must config_free() it.
+ * Fills cfg with embedded defaults. Never fails. Whatever cfg held is
+ * overwritten, not freed. The caller owns cfg and must config_free() it.
  */
 void config_defaults(struct config *cfg);
 
@@ -98,7 +106,10 @@ void config_defaults(struct config *cfg);
  * (path, or MJQ_CONFIG if path is NULL, or none), MJQ_* environment, then
  * the flag overrides in `flags` (an array of "key=value" settings given on
  * the command line, nflags long; keys as in the file, e.g.
- * "worker.concurrency=50"). Validates everything at the end.
+ * "worker.concurrency=50"). Validates everything at the end: the
+ * cross-field rules, then api.key vs api.key_file (both on one layer is an
+ * error; on different layers the higher wins), then reads the key file.
+ * cfg is overwritten first (config_defaults), not freed.
  * Returns 0, or -1 with err filled (key, value, reason). On error cfg is
  * still safe to config_free().
  */
@@ -107,8 +118,10 @@ int config_load(struct config *cfg, const char *path, char *const *flags,
 
 /*
  * Applies one setting by file key ("worker.concurrency") with the same
- * parsing and checks as the file and the environment. Returns 0 or -1
- * with err filled.
+ * parsing and checks as the file and the environment. "api.key_file" is
+ * read at once and replaces api_key; "api.key" clears api_key_file.
+ * Cross-field rules are config_load's. Returns 0 or -1 with err filled;
+ * on error cfg is unchanged.
  */
 int config_set(struct config *cfg, const char *key, const char *value,
                struct config_error *err);
@@ -121,19 +134,30 @@ int config_set(struct config *cfg, const char *key, const char *value,
 const char *config_flag_key(const char *flag);
 
 /*
- * Prints one line per setting: flag, environment variable, file key,
- * default and meaning. For `--help` of the commands that take config.
+ * Prints two lines per setting: flag, environment variable and file key,
+ * then default and meaning (under 100 columns). For `--help` of the
+ * commands that take config.
  */
 void config_usage(FILE *out);
 
-/* Formats err as one line: "config: <key>=<value>: <reason>". */
-void config_error_format(const struct config_error *err, char *buf,
-                         size_t len);
+/*
+ * Formats err as one line: "config: <key>=<value>: <reason>", then
+ * " (<file>:<line>)" for an error in the file. "=<value>" is left out when
+ * value is empty, "<key>=<value>: " when key is.
+ */
+void config_error_format(const struct config_error *err, char *buf, size_t len);
 
 /* Frees every string the struct owns. NULL-safe; cfg may be reused. */
 void config_free(struct config *cfg);
 
 /* Prints the effective configuration, secrets masked, to stdout. */
 void config_dump(const struct config *cfg);
+
+/*
+ * Like config_dump(), to any stream: one "key = value" line per setting,
+ * keys as in the file, values as the environment would take them; api.key
+ * is "(set)" or "(unset)", and a password in redis.url is "***".
+ */
+void config_dump_to(const struct config *cfg, FILE *out);
 
 #endif

@@ -340,8 +340,9 @@ static void conn_init(struct store *s, struct conn *c, int queue)
 }
 
 struct store *store_new(struct event_base *base, const struct config *cfg,
-                        const char *worker_id, store_notify_fn *on_up,
-                        store_notify_fn *on_down, void *ctx)
+                        const char *worker_id, int takes,
+                        store_notify_fn *on_up, store_notify_fn *on_down,
+                        void *ctx)
 {
     struct store *s = xcalloc(1, sizeof(*s));
 
@@ -365,8 +366,9 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     for (size_t i = 0; i < cfg->nqueues; i++)
         conn_init(s, &s->blocking[i], (int)i);
     connect_conn(&s->cmd);
-    for (size_t i = 0; i < cfg->nqueues; i++)
-        connect_conn(&s->blocking[i]);
+    if (takes)
+        for (size_t i = 0; i < cfg->nqueues; i++)
+            connect_conn(&s->blocking[i]);
     return s;
 }
 

@@ -79,11 +79,14 @@ typedef void store_flag_fn(int rc, int set, void *ctx);
 /*
  * Creates the store for worker_id (copied) and starts connecting. on_up
  * runs each time the command connection is ready (after every reconnect),
- * on_down each time it is lost. Borrows cfg and base.
+ * on_down each time it is lost. takes: 1 opens the blocking-take
+ * connections (workers), 0 only the command connection (supervisor).
+ * Borrows cfg and base.
  */
 struct store *store_new(struct event_base *base, const struct config *cfg,
-                        const char *worker_id, store_notify_fn *on_up,
-                        store_notify_fn *on_down, void *ctx);
+                        const char *worker_id, int takes,
+                        store_notify_fn *on_up, store_notify_fn *on_down,
+                        void *ctx);
 
 /*
  * Closes every connection at once; pending callbacks run with rc -1.

@@ -1,8 +1,473 @@
 #include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
-/* TEMPORARY placeholder during bring-up; replaced by the real module. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "store.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+/*
+ * `mjq run`: starts `workers` worker processes by fork + exec of
+ * `mjq worker` (each starts clean: its own event loop, no inherited
+ * connections), reaps every child (it may be PID 1 in a container),
+ * restarts dead workers with capped, jittered backoff, and turns SIGTERM
+ * into a drain and SIGHUP into a validated reload. It never talks to the
+ * MJ API.
+ */
+
+/* A worker that lived less than this died "early": throttle harder. */
+#define EARLY_DEATH_MS 10000
+#define RESPAWN_BASE_MS 500
+#define RESPAWN_EARLY_BASE_MS 2000
+#define RESPAWN_MAX_MS 60000
+/* Extra time given to workers past their own shutdown_timeout. */
+#define KILL_GRACE_S 5
+
+enum slot_state {
+    SLOT_FREE,
+    SLOT_RUNNING,  /* child alive */
+    SLOT_WAITING,  /* child dead, restart timer armed */
+    SLOT_DISABLED, /* exited with the fatal-config code: never again */
+};
+
+struct slot {
+    struct supervisor *sup;
+    enum slot_state state;
+    pid_t pid;
+    int retiring;        /* replaced by a reload: do not respawn */
+    int64_t started;     /* monotonic ms of the last spawn */
+    unsigned failures;   /* consecutive early deaths */
+    struct event *restart;
+};
+
+struct supervisor {
+    struct config cfg;
+    const char *config_path;
+    char **flags;
+    size_t nflags;
+    char **worker_argv;  /* argv for exec: mjq worker <args> */
+    struct event_base *base;
+    struct store *store; /* events only */
+    char id[128];
+    struct slot **slots; /* stable addresses: timers point at slots */
+    size_t nslots;
+    int life_pipe[2];    /* workers watch [0] for EOF: we died */
+    int stopping;        /* SIGTERM seen: no more respawns */
+    int stops;           /* signals seen while stopping */
+    int exit_code;
+    struct event *sig[5];
+    struct event *kill_timer;
+};
+
+static void emit(struct supervisor *sup, const char *type,
+                 const char *const *fields, size_t n)
+{
+    if (sup->store != NULL)
+        store_event(sup->store, type, NULL, fields, n);
+}
+
+static size_t live_children(const struct supervisor *sup)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < sup->nslots; i++)
+        if (sup->slots[i]->state == SLOT_RUNNING)
+            n++;
+    return n;
+}
+
+static struct slot *free_slot(struct supervisor *sup)
+{
+    for (size_t i = 0; i < sup->nslots; i++)
+        if (sup->slots[i]->state == SLOT_FREE)
+            return sup->slots[i];
+    sup->slots = xrealloc(sup->slots, (sup->nslots + 1) * sizeof(*sup->slots));
+    sup->slots[sup->nslots] = xcalloc(1, sizeof(struct slot));
+    sup->slots[sup->nslots]->sup = sup;
+    return sup->slots[sup->nslots++];
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void exec_worker(struct supervisor *sup)
+{
+    sigset_t none;
+    struct sigaction dfl;
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE};
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &dfl, NULL);
+    /* The life pipe's read end survives exec; the write end does not. */
+    fcntl(sup->life_pipe[0], F_SETFD, 0);
+    execv("/proc/self/exe", sup->worker_argv);
+    _exit(127);
+}
+
+static void spawn(struct supervisor *sup, struct slot *slot)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_error_errno("fork failed");
+        return;
+    }
+    if (pid == 0)
+        exec_worker(sup);
+    slot->sup = sup;
+    slot->pid = pid;
+    slot->state = SLOT_RUNNING;
+    slot->started = clock_mono_ms();
+    log_info("worker started: pid %ld", (long)pid);
+}
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+    struct slot *slot = arg;
+    struct supervisor *sup = slot->sup;
+    char pid[24];
+    const char *fields[] = {"pid", pid};
+
+    (void)fd;
+    (void)what;
+    if (sup->stopping || slot->state != SLOT_WAITING)
+        return;
+    spawn(sup, slot);
+    snprintf(pid, sizeof(pid), "%ld", (long)slot->pid);
+    emit(sup, "worker_respawned", fields, 1);
+}
+
+static void schedule_restart(struct supervisor *sup, struct slot *slot)
+{
+    int early = clock_mono_ms() - slot->started < EARLY_DEATH_MS;
+    long delay;
+    struct timeval tv;
+
+    if (early)
+        slot->failures++;
+    else
+        slot->failures = 0;
+    delay = backoff_retry_delay(early ? RESPAWN_EARLY_BASE_MS
+                                      : RESPAWN_BASE_MS,
+                                RESPAWN_MAX_MS,
+                                slot->failures ? slot->failures - 1 : 0,
+                                backoff_random());
+    slot->state = SLOT_WAITING;
+    if (slot->restart == NULL)
+        slot->restart = evtimer_new(sup->base, on_restart, slot);
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(slot->restart, &tv);
+    log_info("restarting the worker in %ld ms%s", delay,
+             early ? " (it died early: throttled)" : "");
+}
+
+static void child_exited(struct supervisor *sup, pid_t pid, int status)
+{
+    struct slot *slot = NULL;
+    char pidbuf[24], value[24];
+    const char *fields[] = {"pid", pidbuf, "code", value};
+
+    for (size_t i = 0; i < sup->nslots; i++)
+        if (sup->slots[i]->state == SLOT_RUNNING && sup->slots[i]->pid == pid)
+            slot = sup->slots[i];
+    if (slot == NULL)
+        return; /* an adopted orphan: reaped, nothing else to do */
+    snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)pid);
+    if (WIFEXITED(status)) {
+        snprintf(value, sizeof(value), "%d", WEXITSTATUS(status));
+        log_info("worker %ld exited with code %d", (long)pid,
+                 WEXITSTATUS(status));
+    } else {
+        fields[2] = "signal";
+        snprintf(value, sizeof(value), "%d", WTERMSIG(status));
+        log_warn("worker %ld killed by signal %d%s", (long)pid,
+                 WTERMSIG(status),
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+    }
+    emit(sup, "worker_exited", fields, 2);
+    slot->pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == MJQ_EXIT_CONFIG) {
+        log_error("worker exited with the fatal-configuration code %d: "
+                  "not restarting it",
+                  MJQ_EXIT_CONFIG);
+        slot->state = SLOT_DISABLED;
+    } else if (sup->stopping || slot->retiring) {
+        slot->state = SLOT_FREE;
+        slot->retiring = 0;
+    } else {
+        schedule_restart(sup, slot);
+    }
+}
+
+static void check_done(struct supervisor *sup)
+{
+    size_t disabled = 0, active = 0;
+
+    for (size_t i = 0; i < sup->nslots; i++) {
+        if (sup->slots[i]->state == SLOT_DISABLED)
+            disabled++;
+        else if (sup->slots[i]->state != SLOT_FREE)
+            active++;
+    }
+    if (sup->stopping && live_children(sup) == 0) {
+        event_base_loopexit(sup->base, NULL);
+    } else if (!sup->stopping && active == 0 && disabled > 0) {
+        log_error("every worker failed its configuration: exiting");
+        sup->exit_code = MJQ_EXIT_CONFIG;
+        event_base_loopexit(sup->base, NULL);
+    }
+}
+
+static void reap(struct supervisor *sup)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+
+        if (pid <= 0)
+            break;
+        child_exited(sup, pid, status);
+    }
+    check_done(sup);
+}
+
+static void signal_children(struct supervisor *sup, int sig)
+{
+    for (size_t i = 0; i < sup->nslots; i++)
+        if (sup->slots[i]->state == SLOT_RUNNING)
+            kill(sup->slots[i]->pid, sig);
+}
+
+static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct supervisor *sup = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("workers still running past the grace period: SIGKILL");
+    signal_children(sup, SIGKILL);
+}
+
+static void stop(struct supervisor *sup)
+{
+    struct timeval tv = {sup->cfg.shutdown_timeout_s + KILL_GRACE_S, 0};
+
+    if (sup->stops++ > 0) {
+        /* Second signal: workers exit at once, jobs stay for the sweep. */
+        log_warn("second stop signal: telling workers to exit now");
+        signal_children(sup, SIGTERM);
+        tv.tv_sec = 2;
+        evtimer_add(sup->kill_timer, &tv);
+        return;
+    }
+    log_info("stopping: draining %zu workers", live_children(sup));
+    sup->stopping = 1;
+    for (size_t i = 0; i < sup->nslots; i++)
+        if (sup->slots[i]->state == SLOT_WAITING) {
+            evtimer_del(sup->slots[i]->restart);
+            sup->slots[i]->state = SLOT_FREE;
+        }
+    signal_children(sup, SIGTERM);
+    evtimer_add(sup->kill_timer, &tv);
+    check_done(sup);
+}
+
+/*
+ * SIGHUP: read and validate the configuration again. Invalid: keep
+ * running as we are. Valid: start the new workers first, then drain the
+ * old ones, so capacity never drops and nothing is lost.
+ */
+static void reload(struct supervisor *sup)
+{
+    struct config fresh;
+    struct config_error err;
+    size_t old = sup->nslots;
+
+    memset(&fresh, 0, sizeof(fresh));
+    if (config_load(&fresh, sup->config_path, sup->flags, sup->nflags,
+                    &err) != 0) {
+        char line[1024];
+
+        config_error_format(&err, line, sizeof(line));
+        log_error("reload refused, keeping the running configuration: %s",
+                  line);
+        config_free(&fresh);
+        return;
+    }
+    config_free(&sup->cfg);
+    sup->cfg = fresh;
+    log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
+    log_info("configuration reloaded: rolling %d workers", sup->cfg.workers);
+    for (size_t i = 0; i < old; i++)
+        if (sup->slots[i]->state != SLOT_FREE)
+            sup->slots[i]->retiring = 1;
+    for (int i = 0; i < sup->cfg.workers; i++)
+        spawn(sup, free_slot(sup));
+    for (size_t i = 0; i < sup->nslots; i++) {
+        struct slot *slot = sup->slots[i];
+
+        if (!slot->retiring)
+            continue;
+        if (slot->state == SLOT_RUNNING) {
+            kill(slot->pid, SIGTERM);
+        } else {
+            if (slot->restart != NULL)
+                evtimer_del(slot->restart);
+            slot->state = SLOT_FREE;
+            slot->retiring = 0;
+        }
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct supervisor *sup = arg;
+
+    (void)what;
+    switch (sig) {
+    case SIGCHLD:
+        reap(sup);
+        break;
+    case SIGHUP:
+        if (!sup->stopping)
+            reload(sup);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        stop(sup);
+        break;
+    default:
+        break;
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mjq run [--config FILE] [--set KEY=VALUE]... "
+            "[--FLAG VALUE]...\n\n"
+            "Runs the supervisor: starts `workers` worker processes and "
+            "restarts\nthem when they die. SIGTERM/SIGINT drain (a second "
+            "one exits at once);\nSIGHUP reloads the configuration "
+            "(refused if invalid) and rolls the\nworkers, new ones first.\n\n"
+            "Exit codes: 0 stopped cleanly, 1 runtime failure, %d fatal "
+            "configuration,\n64 usage.\n\n"
+            "Settings (flag, environment, file key, default):\n",
+            MJQ_EXIT_CONFIG);
+    config_usage(out);
+}
+
+static void build_worker_argv(struct supervisor *sup, int argc, char **argv)
+{
+    sup->worker_argv = xcalloc((size_t)argc + 2, sizeof(char *));
+    sup->worker_argv[0] = "mjq";
+    sup->worker_argv[1] = "worker";
+    for (int i = 1; i < argc; i++)
+        sup->worker_argv[i + 1] = argv[i];
+}
+
+static void on_store_up(void *arg)
+{
+    (void)arg;
+}
+
+static int run(struct supervisor *sup)
+{
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    char fd[16];
+    struct sigaction ign;
+
+    snprintf(sup->id, sizeof(sup->id), "supervisor-%ld", (long)getpid());
+    log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
+    if (pipe2(sup->life_pipe, O_CLOEXEC) != 0) {
+        log_error_errno("pipe");
+        return 1;
+    }
+    snprintf(fd, sizeof(fd), "%d", sup->life_pipe[0]);
+    setenv("MJQ_PARENT_FD", fd, 1);
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, NULL);
+
+    sup->base = event_base_new();
+    if (sup->base == NULL) {
+        log_error("cannot create the event loop");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sup->sig[i] = evsignal_new(sup->base, sigs[i], on_signal, sup);
+        evsignal_add(sup->sig[i], NULL);
+    }
+    sup->kill_timer = evtimer_new(sup->base, on_kill_timer, sup);
+    sup->store =
+        store_new(sup->base, &sup->cfg, sup->id, 0, on_store_up, NULL, sup);
+
+    log_info("supervisor started: %d workers", sup->cfg.workers);
+    for (int i = 0; i < sup->cfg.workers; i++)
+        spawn(sup, free_slot(sup));
+    event_base_dispatch(sup->base);
+    log_info("supervisor stopped");
+
+    store_free(sup->store);
+    for (size_t i = 0; i < sup->nslots; i++) {
+        if (sup->slots[i]->restart != NULL)
+            event_free(sup->slots[i]->restart);
+        free(sup->slots[i]);
+    }
+    free(sup->slots);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        event_free(sup->sig[i]);
+    event_free(sup->kill_timer);
+    event_base_free(sup->base);
+    close(sup->life_pipe[0]);
+    close(sup->life_pipe[1]);
+    return sup->exit_code;
+}
+
 int supervisor_main(int argc, char **argv)
 {
-    fprintf(stderr, "supervisor: not built yet\n");
-    return 1;
+    struct supervisor sup;
+    struct config_error err;
+    int rc;
+
+    memset(&sup, 0, sizeof(sup));
+    rc = worker_parse_args(argc, argv, usage, &sup.config_path, &sup.flags,
+                           &sup.nflags);
+    if (rc != 0) {
+        worker_free_args(sup.flags, sup.nflags);
+        return rc > 0 ? 0 : 64;
+    }
+    if (config_load(&sup.cfg, sup.config_path, sup.flags, sup.nflags,
+                    &err) != 0) {
+        char line[1024];
+
+        config_error_format(&err, line, sizeof(line));
+        fprintf(stderr, "mjq run: %s\n", line);
+        worker_free_args(sup.flags, sup.nflags);
+        config_free(&sup.cfg);
+        return MJQ_EXIT_CONFIG;
+    }
+    build_worker_argv(&sup, argc, argv);
+    rc = run(&sup);
+    free(sup.worker_argv);
+    worker_free_args(sup.flags, sup.nflags);
+    config_free(&sup.cfg);
+    return rc;
 }

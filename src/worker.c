@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ struct job {
 
     struct job_spec spec; /* parsed payload; spec.body freed once sent */
     int claimed;          /* the job record is ours */
+    int reclaiming;       /* claim resent after its reply was lost */
     char task_id[64];     /* upstream task id, "" until accepted */
 
     int64_t started_ms;   /* first take, epoch ms (for the result) */
@@ -107,6 +109,7 @@ struct worker {
 
     struct event *sigterm, *sigint, *sighup, *sigpipe;
     struct event *heartbeat, *drain_timer, *take_timer;
+    struct event *parent; /* EOF on the supervisor's life pipe */
 };
 
 static void take_more(struct worker *w);
@@ -279,13 +282,16 @@ static void on_claimed(int rc, const struct store_claim_info *info,
         job->phase = PHASE_STALLED;
         return;
     }
-    if (info->kind == CLAIM_DONE || info->kind == CLAIM_BUSY) {
+    /* "mine" on a first claim means another copy of this id is already
+     * running here; only a resent claim may find its own record. */
+    if (info->kind == CLAIM_DONE || info->kind == CLAIM_BUSY ||
+        (info->kind == CLAIM_MINE && !job->reclaiming)) {
         char reason[300];
 
         snprintf(reason, sizeof(reason),
                  info->kind == CLAIM_DONE
                      ? "job id already finished inside the dedup window"
-                     : "job id is being processed by worker %s",
+                     : "job id is already being processed by worker %s",
                  info->owner);
         finish(job, "DUPLICATE", reason);
         return;
@@ -661,7 +667,7 @@ static void finish(struct job *job, const char *status, const char *reason)
         r->payload_len = job->payload_len;
         /* DUPLICATE and INVALID leave the job record alone. */
         r->mark_done = job->claimed;
-        if (strcmp(status, "SUCCESS") != 0)
+        if (strcmp(status, "SUCCESS") != 0 && strcmp(status, "INVALID") != 0)
             log_job_info(job->spec.id[0] ? job->spec.id : NULL,
                          job->task_id[0] ? job->task_id : NULL, "%s: %s",
                          status, job->fail_reason);
@@ -738,6 +744,7 @@ static void resume_stalled(struct worker *w)
         switch (job->stalled_in) {
         case PHASE_CLAIM:
             job->phase = PHASE_CLAIM;
+            job->reclaiming = 1;
             if (store_claim(w->store, job->spec.id, w->cfg->queues[job->queue],
                             job_action_name(job->spec.action), on_claimed,
                             job) != 0)
@@ -873,6 +880,42 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     drain(w);
 }
 
+/* The supervisor holds the write end of a pipe whose read end we
+ * inherited: EOF means it died, and a worker must not outlive it. */
+static void on_parent(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    (void)what;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    event_del(w->parent);
+    if (!w->draining) {
+        log_warn("supervisor gone: draining");
+        drain(w);
+    }
+}
+
+static void watch_parent(struct worker *w)
+{
+    const char *env = getenv("MJQ_PARENT_FD");
+    char *end;
+    long fd;
+
+    if (env == NULL)
+        return;
+    errno = 0;
+    fd = strtol(env, &end, 10);
+    unsetenv("MJQ_PARENT_FD");
+    if (errno != 0 || *end != '\0' || fd < 0 || fd > 65535)
+        return;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    w->parent = event_new(w->base, (int)fd, EV_READ | EV_PERSIST, on_parent, w);
+    event_add(w->parent, NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Entry point.                                                         */
 
@@ -915,7 +958,7 @@ static int run(struct config *cfg)
         event_base_free(w.base);
         return 1;
     }
-    w.store = store_new(w.base, cfg, w.id, on_store_up, on_store_down, &w);
+    w.store = store_new(w.base, cfg, w.id, 1, on_store_up, on_store_down, &w);
     w.sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
     w.sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
     w.sighup = evsignal_new(w.base, SIGHUP, on_signal, &w);
@@ -929,6 +972,7 @@ static int run(struct config *cfg)
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
     evtimer_add(w.take_timer, &tick);
     w.drain_timer = evtimer_new(w.base, on_drain_timeout, &w);
+    watch_parent(&w);
 
     log_info("worker started: concurrency %d, queues %zu, upstream %s",
              cfg->concurrency, cfg->nqueues, cfg->api_base_url);
@@ -959,6 +1003,8 @@ static int run(struct config *cfg)
     event_free(w.heartbeat);
     event_free(w.take_timer);
     event_free(w.drain_timer);
+    if (w.parent != NULL)
+        event_free(w.parent);
     event_base_free(w.base);
     return w.exit_code;
 }
