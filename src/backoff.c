@@ -16,11 +16,11 @@ long backoff_retry_delay(long base_ms, long max_ms, unsigned attempt,
 {
     long nominal = base_ms;
 
-    for (unsigned i = 0; i < attempt && nominal < max_ms; i++)
+    for (unsigned i = 0; i < attempt && nominal > 0 && nominal < max_ms; i++)
         nominal = nominal > max_ms / 2 ? max_ms : nominal * 2;
     if (nominal > max_ms)
         nominal = max_ms;
-    if (rnd < 0 || rnd >= 1)
+    if (!(rnd >= 0 && rnd < 1)) /* also catches NaN */
         rnd = 0;
     return nominal / 2 + (long)(rnd * (double)(nominal - nominal / 2));
 }

@@ -139,17 +139,17 @@ static void classify_envelope(json_t *root, long http, enum job_action action,
     const char *desc = str_or(root, "description", "");
     long code;
 
-    if (!json_is_integer(code_v)) {
-        /* TAI's Result.Fail has "success":false and a message. */
-        if (json_is_false(json_object_get(root, "success"))) {
-            const char *msg = error_message(root);
+    /* TAI's Result.Fail: {"success":false,"code":-1,"message":...}. */
+    if (json_is_false(json_object_get(root, "success"))) {
+        const char *msg = error_message(root);
 
-            if (is_limit_text(msg))
-                retry(out, 0, "upstream limit reached: %s", msg);
-            else
-                permanent(out, "upstream refused the job: %s", msg);
-            return;
-        }
+        if (is_limit_text(msg))
+            retry(out, 0, "upstream limit reached: %s", msg);
+        else
+            permanent(out, "upstream refused the job: %s", msg);
+        return;
+    }
+    if (!json_is_integer(code_v)) {
         retry(out, 1, "garbled submit reply: no numeric \"code\" (HTTP %ld)",
               http);
         return;
