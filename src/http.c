@@ -11,7 +11,7 @@
 /* Responses larger than this are refused: MJ answers are kilobytes. */
 #define HTTP_MAX_RESPONSE (16u * 1024 * 1024)
 /* Idle easy handles kept for reuse. */
-#define HTTP_POOL_MAX 64
+#define HTTP_POOL_MAX 32
 
 struct http {
     struct event_base *base;
@@ -94,6 +94,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     struct http *http = userp;
     struct http_sock *sock = socketp;
     short kind;
+    short events;
 
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
@@ -112,6 +113,9 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         sock->fd = fd;
         curl_multi_assign(http->multi, fd, sock);
     } else {
+        events = event_get_events(sock->ev);
+        if (events == kind)
+            return 0; /* unchanged: no epoll_ctl */
         event_free(sock->ev);
     }
     sock->ev = event_new(http->base, fd, kind, on_socket_event, http);
@@ -261,6 +265,9 @@ struct http_request *http_start(struct http *http, const char *method,
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* MJ replies are a few kilobytes: a small receive buffer per handle
+     * keeps thousands of jobs cheap. */
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
     /* TLS verification stays at libcurl's default: on. */
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     if (strcmp(method, "POST") == 0) {

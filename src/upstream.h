@@ -51,6 +51,10 @@ struct task_result {
     char reason[512];     /* failReason, or what went wrong */
     long retry_after_ms;
     json_t *task;         /* new reference to the task object, or NULL */
+    const char *raw;      /* the task's JSON text when the reply was that
+                           * one object (borrowed for the callback), or
+                           * NULL: saves re-serialising it */
+    size_t raw_len;
 };
 
 /*
@@ -73,6 +77,16 @@ void upstream_classify_fetch(const struct http_response *resp,
  * task; fills everything but out->task.
  */
 void upstream_classify_task(json_t *task, struct task_result *out);
+
+/*
+ * Finds the value of top-level member `key` in the JSON object text
+ * json[0..len), which must already be known valid (e.g. parsed by
+ * jansson). Sets *off and *vlen to the value's span. Returns 0, or -1 if
+ * the member is absent. Lets results copy "buttons" verbatim instead of
+ * re-serialising a parsed tree.
+ */
+int upstream_json_member(const char *json, size_t len, const char *key,
+                         size_t *off, size_t *vlen);
 
 /* Releases what a task_result owns. NULL-safe. */
 void task_result_clear(struct task_result *r);

@@ -501,20 +501,34 @@ static void progress_event(struct job *job, const struct task_result *r)
     job_event(job, "progress", fields, 3);
 }
 
+/* Keeps the final task for the result: its JSON text, buttons and image.
+ * The reply's own text is copied when there is one, which is cheaper than
+ * serialising the parsed tree again. */
 static void keep_task(struct job *job, struct task_result *r)
 {
-    json_t *buttons = json_object_get(r->task, "buttons");
-    json_t *image = json_object_get(r->task, "imageUrl");
+    json_t *image;
+    size_t off, len;
 
     if (r->task == NULL)
         return;
-    job->result_text[0] = json_dumps(r->task, JSON_COMPACT);
-    if (r->verdict == TASK_SUCCESS) {
-        if (json_is_array(buttons))
+    if (r->raw != NULL) {
+        job->result_text[0] = xmemdup(r->raw, r->raw_len);
+        if (r->verdict == TASK_SUCCESS &&
+            upstream_json_member(r->raw, r->raw_len, "buttons", &off, &len) ==
+                0 &&
+            len > 0 && r->raw[off] == '[')
+            job->result_text[1] = xmemdup(r->raw + off, len);
+    } else {
+        json_t *buttons = json_object_get(r->task, "buttons");
+
+        job->result_text[0] = json_dumps(r->task, JSON_COMPACT);
+        if (r->verdict == TASK_SUCCESS && json_is_array(buttons))
             job->result_text[1] = json_dumps(buttons, JSON_COMPACT);
-        if (json_is_string(image) && json_string_length(image) > 0)
-            job->result_text[2] = xstrdup(json_string_value(image));
     }
+    image = json_object_get(r->task, "imageUrl");
+    if (r->verdict == TASK_SUCCESS && json_is_string(image) &&
+        json_string_length(image) > 0)
+        job->result_text[2] = xstrdup(json_string_value(image));
     job->result.task = job->result_text[0];
     job->result.buttons = job->result_text[1];
     job->result.image_url = job->result_text[2];
