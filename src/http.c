@@ -16,7 +16,7 @@
 struct http {
     struct event_base *base;
     CURLM *multi;
-    struct event *timer;      /* libcurl's single timeout */
+    struct event *timer;       /* libcurl's single timeout */
     CURL *pool[HTTP_POOL_MAX]; /* idle easy handles */
     size_t npool;
     size_t in_flight;
@@ -30,8 +30,8 @@ struct http_request {
     CURL *easy;
     http_done_fn *cb;
     void *ctx;
-    char *body;    /* owned POST body, freed at the end */
-    char *resp;    /* response buffer */
+    char *body; /* owned POST body, freed at the end */
+    char *resp; /* response buffer */
     size_t resp_len, resp_cap;
     int too_large;
     long retry_after_ms;
@@ -332,7 +332,7 @@ static void check_done(struct http *http)
         resp.transport_error = code == CURLE_OK ? 0 : (int)code;
         resp.error = "";
         if (code != CURLE_OK) {
-            resp.error = req->too_large ? "response too large"
+            resp.error = req->too_large   ? "response too large"
                          : req->errbuf[0] ? req->errbuf
                                           : curl_easy_strerror(code);
             resp.status = 0;

@@ -17,14 +17,14 @@ struct http;
 struct http_request;
 
 struct http_response {
-    long status;          /* HTTP status; 0 when no response arrived */
-    int transport_error;  /* 0, or the CURLcode of a transport failure */
-    const char *error;    /* transport error text, "" when none */
-    const char *body;     /* borrowed for the callback; NUL-terminated */
-    size_t len;           /* body length in bytes */
-    long retry_after_ms;  /* Retry-After header in ms, -1 when absent */
-    int maybe_delivered;  /* 0 only when the request surely never reached
-                           * the server (connect/resolve failure) */
+    long status;         /* HTTP status; 0 when no response arrived */
+    int transport_error; /* 0, or the CURLcode of a transport failure */
+    const char *error;   /* transport error text, "" when none */
+    const char *body;    /* borrowed for the callback; NUL-terminated */
+    size_t len;          /* body length in bytes */
+    long retry_after_ms; /* Retry-After header in ms, -1 when absent */
+    int maybe_delivered; /* 0 only when the request surely never reached
+                          * the server (connect/resolve failure) */
 };
 
 /*

@@ -51,8 +51,8 @@ int job_id_valid(const char *s, size_t len)
     return 1;
 }
 
-static int fail(struct job_error *err, const char *field, const char *fmt,
-                ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct job_error *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct job_error *err, const char *field, const char *fmt, ...)
 {
@@ -131,8 +131,7 @@ static int validate(json_t *root, long max_bytes, struct job_spec *out,
             }
         }
         if (!found)
-            return fail(err, "mode", "%s",
-                        "must be one of fast, relax, turbo");
+            return fail(err, "mode", "%s", "must be one of fast, relax, turbo");
     }
 
     out->timeout_s = 0;
@@ -179,8 +178,7 @@ int job_parse(const char *payload, size_t len, long max_bytes,
     if (max_bytes > 0 && len > (size_t)max_bytes) {
         char limit[64];
 
-        snprintf(limit, sizeof(limit), "%zu bytes, limit %ld", len,
-                 max_bytes);
+        snprintf(limit, sizeof(limit), "%zu bytes, limit %ld", len, max_bytes);
         return fail(err, "(payload)", "too large: %s", limit);
     }
     root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -27,19 +27,19 @@ enum job_action {
 struct job_spec {
     char id[JOB_ID_MAX + 1];
     enum job_action action;
-    json_t *body;     /* owned reference: the submit body object */
-    enum mode mode;   /* MODE_DEFAULT when absent */
-    long timeout_s;   /* 0 when absent: use the configured default */
-    json_t *meta;     /* owned reference, or NULL when absent */
-    char *reply_to;   /* owned, or NULL when absent */
+    json_t *body;   /* owned reference: the submit body object */
+    enum mode mode; /* MODE_DEFAULT when absent */
+    long timeout_s; /* 0 when absent: use the configured default */
+    json_t *meta;   /* owned reference, or NULL when absent */
+    char *reply_to; /* owned, or NULL when absent */
 };
 
 /* Why a payload is INVALID, for the result's fail_reason and mjq:dead. */
 struct job_error {
-    char field[32];              /* "id", "body", "(payload)", ... */
-    char reason[224];            /* human-readable */
-    char id[JOB_ID_MAX + 1];     /* the id if one could be read, else "" */
-    char action[16];             /* the action if readable, else "" */
+    char field[32];          /* "id", "body", "(payload)", ... */
+    char reason[224];        /* human-readable */
+    char id[JOB_ID_MAX + 1]; /* the id if one could be read, else "" */
+    char action[16];         /* the action if readable, else "" */
 };
 
 /* Returns the wire name ("imagine"...) of an action. */

@@ -119,8 +119,8 @@ void log_write(enum log_level level, const char *job, const char *task,
             len = append(out, len, sizeof(out), "\"");
         }
         if (level >= LOG_LEVEL_ERROR)
-            len = append(out, len, sizeof(out),
-                         ",\"src\":\"%s:%d:%s\"", file, line, func);
+            len = append(out, len, sizeof(out), ",\"src\":\"%s:%d:%s\"", file,
+                         line, func);
         len = append(out, len, sizeof(out), ",\"msg\":\"");
         len = json_escape(out, len, sizeof(out), msg);
         len = append(out, len, sizeof(out), "\"}\n");
@@ -133,8 +133,8 @@ void log_write(enum log_level level, const char *job, const char *task,
             len = append(out, len, sizeof(out), " task=%s", task);
         len = append(out, len, sizeof(out), ": %s", msg);
         if (level >= LOG_LEVEL_ERROR)
-            len = append(out, len, sizeof(out), " (%s:%d:%s)", file, line,
-                         func);
+            len =
+                append(out, len, sizeof(out), " (%s:%d:%s)", file, line, func);
         len = append(out, len, sizeof(out), "\n");
     }
     /* One write(2) per line so lines from several processes never mix. */

@@ -42,8 +42,7 @@ int log_format_parse(const char *s, enum log_format *out);
  */
 void log_write(enum log_level level, const char *job, const char *task,
                int errnum, const char *file, int line, const char *func,
-               const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
+               const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 
 #define LOG_AT(level, job, task, errnum, ...)                                  \
     do {                                                                       \
@@ -59,7 +58,8 @@ void log_write(enum log_level level, const char *job, const char *task,
 /* Appends strerror(errno), with errno read before anything else runs. */
 #define log_error_errno(...)                                                   \
     LOG_AT(LOG_LEVEL_ERROR, NULL, NULL, errno, __VA_ARGS__)
-#define log_warn_errno(...) LOG_AT(LOG_LEVEL_WARN, NULL, NULL, errno, __VA_ARGS__)
+#define log_warn_errno(...)                                                    \
+    LOG_AT(LOG_LEVEL_WARN, NULL, NULL, errno, __VA_ARGS__)
 
 /* Job-scoped variants: job id and upstream task id (either may be NULL). */
 #define log_job_debug(job, task, ...)                                          \

@@ -26,9 +26,10 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mjq <command> [options]\n\n"
-                 "MidJourney job-queue worker service (version %s).\n\n"
-                 "commands:\n",
+    fprintf(out,
+            "usage: mjq <command> [options]\n\n"
+            "MidJourney job-queue worker service (version %s).\n\n"
+            "commands:\n",
             MJQ_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);

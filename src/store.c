@@ -14,7 +14,7 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS         64
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 
@@ -97,7 +97,7 @@ struct store {
     struct conn *blocking; /* one per queue */
     store_take_fn *wait_cb;
     void *wait_ctx;
-    int wanting;           /* store_wait was called and not yet satisfied */
+    int wanting; /* store_wait was called and not yet satisfied */
     char sha[SCRIPT_COUNT][41];
     char processing[KEYS_MAX];
     char events[KEYS_MAX];
@@ -152,8 +152,7 @@ static int send_args(struct conn *c, redisCallbackFn *fn, void *priv,
     if (!c->up || c->ac == NULL)
         return -1;
     if (redisAsyncCommandArgv(c->ac, fn, priv, a->n, (const char **)a->v,
-                              a->len) !=
-        REDIS_OK)
+                              a->len) != REDIS_OK)
         return -1;
     c->store->commands++;
     return 0;
@@ -168,8 +167,8 @@ static void schedule_reconnect(struct conn *c)
 
     if (c->store->freeing)
         return;
-    delay = backoff_retry_delay(RECONNECT_MIN_MS, RECONNECT_MAX_MS,
-                                c->failures, backoff_random());
+    delay = backoff_retry_delay(RECONNECT_MIN_MS, RECONNECT_MAX_MS, c->failures,
+                                backoff_random());
     c->failures++;
     tv.tv_sec = delay / 1000;
     tv.tv_usec = (delay % 1000) * 1000;
@@ -473,8 +472,7 @@ static void deliver_items(store_take_fn *cb, void *ctx, redisReply *r,
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             redisReply *q = r->element[i], *p = r->element[i + 1];
 
-            if (q->type != REDIS_REPLY_INTEGER ||
-                p->type != REDIS_REPLY_STRING)
+            if (q->type != REDIS_REPLY_INTEGER || p->type != REDIS_REPLY_STRING)
                 continue;
             items[n].payload = xmemdup(p->str, p->len);
             items[n].len = p->len;
@@ -616,19 +614,17 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-        if (r->element[0]->str != NULL && strcmp(r->element[0]->str,
-                                                 kinds[i]) == 0)
+        if (r->element[0]->str != NULL &&
+            strcmp(r->element[0]->str, kinds[i]) == 0)
             info.kind = (enum store_claim_kind)i;
     info.cancelled = r->element[1]->integer != 0;
     snprintf(info.task_id, sizeof(info.task_id), "%s",
              r->element[2]->str != NULL ? r->element[2]->str : "");
-    info.taken_ms = r->element[3]->str != NULL
-                        ? strtoll(r->element[3]->str, NULL, 10)
-                        : 0;
-    info.submits = r->element[4]->str ? strtol(r->element[4]->str, NULL, 10)
-                                      : 0;
-    info.polls = r->element[5]->str ? strtol(r->element[5]->str, NULL, 10)
-                                    : 0;
+    info.taken_ms =
+        r->element[3]->str != NULL ? strtoll(r->element[3]->str, NULL, 10) : 0;
+    info.submits =
+        r->element[4]->str ? strtol(r->element[4]->str, NULL, 10) : 0;
+    info.polls = r->element[5]->str ? strtol(r->element[5]->str, NULL, 10) : 0;
     info.recoveries =
         r->element[6]->str ? strtol(r->element[6]->str, NULL, 10) : 0;
     snprintf(info.owner, sizeof(info.owner), "%s",
@@ -765,9 +761,10 @@ static void on_flag(redisAsyncContext *ac, void *reply, void *priv)
     int rc = reply_rc(r);
 
     (void)ac;
-    p->cb.flag(rc, rc == 0 && ((r->type == REDIS_REPLY_INTEGER &&
-                                r->integer != 0) ||
-                               r->type == REDIS_REPLY_STRING),
+    p->cb.flag(rc,
+               rc == 0 &&
+                   ((r->type == REDIS_REPLY_INTEGER && r->integer != 0) ||
+                    r->type == REDIS_REPLY_STRING),
                p->ctx);
     free(p);
 }
@@ -784,8 +781,8 @@ static int send_flag(struct store *s, const struct args *a, store_flag_fn *cb,
     return 0;
 }
 
-int store_cancel_requested(struct store *s, const char *id,
-                           store_flag_fn *cb, void *ctx)
+int store_cancel_requested(struct store *s, const char *id, store_flag_fn *cb,
+                           void *ctx)
 {
     char key[KEYS_MAX];
     struct args a = {0};

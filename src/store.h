@@ -26,7 +26,7 @@ struct store;
 struct store_item {
     char *payload; /* owned by the receiver of the callback */
     size_t len;
-    int queue;     /* index into cfg->queues */
+    int queue; /* index into cfg->queues */
 };
 
 enum store_claim_kind {
@@ -39,12 +39,12 @@ enum store_claim_kind {
 
 struct store_claim_info {
     enum store_claim_kind kind;
-    int cancelled;        /* mjq:cancel:<id> exists */
-    char task_id[64];     /* recorded upstream task id, "" if none */
-    int64_t taken_ms;     /* first take, epoch ms */
-    long submits, polls;  /* spent so far by earlier owners */
-    long recoveries;      /* times taken over from a dead worker */
-    char owner[128];      /* previous owner ("" if released) */
+    int cancelled;       /* mjq:cancel:<id> exists */
+    char task_id[64];    /* recorded upstream task id, "" if none */
+    int64_t taken_ms;    /* first take, epoch ms */
+    long submits, polls; /* spent so far by earlier owners */
+    long recoveries;     /* times taken over from a dead worker */
+    char owner[128];     /* previous owner ("" if released) */
 };
 
 /* A finished job, as the result stream entry (docs/contract.md §2). Every
@@ -64,8 +64,8 @@ struct store_result {
     const char *reply_to;
     const char *payload; /* removed from the processing list */
     size_t payload_len;
-    int mark_done;       /* 1: the job record becomes "done" (dedup) */
-    int dead;            /* 1: payload also goes to the dead stream */
+    int mark_done; /* 1: the job record becomes "done" (dedup) */
+    int dead;      /* 1: payload also goes to the dead stream */
 };
 
 typedef void store_notify_fn(void *ctx);
@@ -126,8 +126,8 @@ int store_submitted(struct store *s, const char *id, const char *task_id,
                     long submits, store_done_fn *cb, void *ctx);
 
 /* Reads mjq:cancel:<id>. */
-int store_cancel_requested(struct store *s, const char *id,
-                           store_flag_fn *cb, void *ctx);
+int store_cancel_requested(struct store *s, const char *id, store_flag_fn *cb,
+                           void *ctx);
 
 /*
  * Appends an event: type, then nfields name/value pairs in fields

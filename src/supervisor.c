@@ -30,10 +30,10 @@
  */
 
 /* A worker that lived less than this died "early": throttle harder. */
-#define EARLY_DEATH_MS 10000
-#define RESPAWN_BASE_MS 500
+#define EARLY_DEATH_MS        10000
+#define RESPAWN_BASE_MS       500
 #define RESPAWN_EARLY_BASE_MS 2000
-#define RESPAWN_MAX_MS 60000
+#define RESPAWN_MAX_MS        60000
 /* Extra time given to workers past their own shutdown_timeout. */
 #define KILL_GRACE_S 5
 
@@ -48,9 +48,9 @@ struct slot {
     struct supervisor *sup;
     enum slot_state state;
     pid_t pid;
-    int retiring;        /* replaced by a reload: do not respawn */
-    int64_t started;     /* monotonic ms of the last spawn */
-    unsigned failures;   /* consecutive early deaths */
+    int retiring;      /* replaced by a reload: do not respawn */
+    int64_t started;   /* monotonic ms of the last spawn */
+    unsigned failures; /* consecutive early deaths */
     struct event *restart;
 };
 
@@ -59,15 +59,15 @@ struct supervisor {
     const char *config_path;
     char **flags;
     size_t nflags;
-    char **worker_argv;  /* argv for exec: mjq worker <args> */
+    char **worker_argv; /* argv for exec: mjq worker <args> */
     struct event_base *base;
     struct store *store; /* events only */
     char id[128];
     struct slot **slots; /* stable addresses: timers point at slots */
     size_t nslots;
-    int life_pipe[2];    /* workers watch [0] for EOF: we died */
-    int stopping;        /* SIGTERM seen: no more respawns */
-    int stops;           /* signals seen while stopping */
+    int life_pipe[2]; /* workers watch [0] for EOF: we died */
+    int stopping;     /* SIGTERM seen: no more respawns */
+    int stops;        /* signals seen while stopping */
     int exit_code;
     struct event *sig[5];
     struct event *kill_timer;
@@ -163,11 +163,9 @@ static void schedule_restart(struct supervisor *sup, struct slot *slot)
         slot->failures++;
     else
         slot->failures = 0;
-    delay = backoff_retry_delay(early ? RESPAWN_EARLY_BASE_MS
-                                      : RESPAWN_BASE_MS,
-                                RESPAWN_MAX_MS,
-                                slot->failures ? slot->failures - 1 : 0,
-                                backoff_random());
+    delay = backoff_retry_delay(
+        early ? RESPAWN_EARLY_BASE_MS : RESPAWN_BASE_MS, RESPAWN_MAX_MS,
+        slot->failures ? slot->failures - 1 : 0, backoff_random());
     slot->state = SLOT_WAITING;
     if (slot->restart == NULL)
         slot->restart = evtimer_new(sup->base, on_restart, slot);
@@ -198,8 +196,7 @@ static void child_exited(struct supervisor *sup, pid_t pid, int status)
         fields[2] = "signal";
         snprintf(value, sizeof(value), "%d", WTERMSIG(status));
         log_warn("worker %ld killed by signal %d%s", (long)pid,
-                 WTERMSIG(status),
-                 WCOREDUMP(status) ? " (core dumped)" : "");
+                 WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
     }
     emit(sup, "worker_exited", fields, 2);
     slot->pid = 0;
@@ -301,8 +298,8 @@ static void reload(struct supervisor *sup)
     size_t old = sup->nslots;
 
     memset(&fresh, 0, sizeof(fresh));
-    if (config_load(&fresh, sup->config_path, sup->flags, sup->nflags,
-                    &err) != 0) {
+    if (config_load(&fresh, sup->config_path, sup->flags, sup->nflags, &err) !=
+        0) {
         char line[1024];
 
         config_error_format(&err, line, sizeof(line));
@@ -454,8 +451,8 @@ int supervisor_main(int argc, char **argv)
         worker_free_args(sup.flags, sup.nflags);
         return rc > 0 ? 0 : 64;
     }
-    if (config_load(&sup.cfg, sup.config_path, sup.flags, sup.nflags,
-                    &err) != 0) {
+    if (config_load(&sup.cfg, sup.config_path, sup.flags, sup.nflags, &err) !=
+        0) {
         char line[1024];
 
         config_error_format(&err, line, sizeof(line));

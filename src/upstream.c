@@ -42,9 +42,8 @@ struct call {
 
 /* Texts that mean "a limit was reached, try later" in code 4 / -1. */
 static const char *const limit_texts[] = {
-    "并发数已达上限", "队列数已达上限", "今日绘图次数已达上限",
-    "已达上限",       "limit reached",  "rate limit",
-    "too many requests",
+    "并发数已达上限", "队列数已达上限", "今日绘图次数已达上限", "已达上限",
+    "limit reached",  "rate limit",     "too many requests",
 };
 
 static int is_limit_text(const char *s)
@@ -192,8 +191,7 @@ static void classify_envelope(json_t *root, long http, enum job_action action,
             retry(out, 0, "upstream failure (code 9): %s", desc);
         return;
     case MJ_RELAY_UNKNOWN:
-        retry(out, 0, "relay could not reach its upstream (code 5): %s",
-              desc);
+        retry(out, 0, "relay could not reach its upstream (code 5): %s", desc);
         return;
     case MJ_RATE_LIMITED:
         retry(out, 0, "upstream rate limit (code 30): %s", desc);
@@ -210,8 +208,7 @@ static void classify_envelope(json_t *root, long http, enum job_action action,
         if (action == ACTION_ACTION || action == ACTION_MODAL)
             permanent(out, "parent task not found upstream: %s", desc);
         else
-            retry(out, 0, "no upstream account available (code 3): %s",
-                  desc);
+            retry(out, 0, "no upstream account available (code 3): %s", desc);
         return;
     case MJ_VALIDATION:
         if (is_limit_text(desc))
@@ -230,8 +227,7 @@ static void classify_envelope(json_t *root, long http, enum job_action action,
 }
 
 void upstream_classify_submit(const struct http_response *resp,
-                              enum job_action action,
-                              struct submit_result *out)
+                              enum job_action action, struct submit_result *out)
 {
     char body[256];
     json_error_t jerr;
@@ -240,7 +236,8 @@ void upstream_classify_submit(const struct http_response *resp,
     memset(out, 0, sizeof(*out));
     out->retry_after_ms = resp->retry_after_ms;
     if (resp->transport_error) {
-        retry(out, resp->maybe_delivered, "upstream unreachable: %s", resp->error);
+        retry(out, resp->maybe_delivered, "upstream unreachable: %s",
+              resp->error);
         return;
     }
     snippet(body, sizeof(body), resp->body, resp->len);
@@ -262,12 +259,10 @@ void upstream_classify_submit(const struct http_response *resp,
     if (!json_is_object(root)) {
         json_decref(root);
         if (resp->status == 404)
-            permanent(out,
-                      "submit endpoint not found (HTTP 404): check "
-                      "api.base_url and api.routes");
+            permanent(out, "submit endpoint not found (HTTP 404): check "
+                           "api.base_url and api.routes");
         else if (resp->status >= 200 && resp->status < 300)
-            retry(out, 1, "garbled submit reply: not a JSON object: %s",
-                  body);
+            retry(out, 1, "garbled submit reply: not a JSON object: %s", body);
         else
             permanent(out, "upstream answered HTTP %ld: %s", resp->status,
                       body);
@@ -432,8 +427,7 @@ void upstream_classify_fetch(const struct http_response *resp,
     }
     if (resp->status == 429 || resp->status >= 500) {
         out->verdict = TASK_RETRY;
-        snprintf(out->reason, sizeof(out->reason),
-                 "upstream %s (HTTP %ld)",
+        snprintf(out->reason, sizeof(out->reason), "upstream %s (HTTP %ld)",
                  resp->status == 429 ? "rate limited" : "server error",
                  resp->status);
         return;
@@ -451,8 +445,8 @@ void upstream_classify_fetch(const struct http_response *resp,
     /* "Not found" has three shapes: novicezk's empty 200, trueai's 204,
      * new-api's 400 task_no_found; plus a plain 404. */
     if (resp->status == 204 || resp->status == 404 ||
-        (resp->status == 200 && (i == resp->len ||
-                                 strncmp(resp->body + i, "null", 4) == 0))) {
+        (resp->status == 200 &&
+         (i == resp->len || strncmp(resp->body + i, "null", 4) == 0))) {
         out->verdict = TASK_NOT_FOUND;
         snprintf(out->reason, sizeof(out->reason), "task not found upstream");
         return;
@@ -486,8 +480,7 @@ void upstream_classify_fetch(const struct http_response *resp,
             json_decref(root);
             out->verdict = TASK_RETRY;
             snprintf(out->reason, sizeof(out->reason),
-                     "garbled task reply: asked for %s, got %s", task_id,
-                     got);
+                     "garbled task reply: asked for %s, got %s", task_id, got);
             return;
         }
     }
@@ -497,8 +490,7 @@ void upstream_classify_fetch(const struct http_response *resp,
     out->raw_len = resp->len;
 }
 
-struct upstream *upstream_new(struct event_base *base,
-                              const struct config *cfg)
+struct upstream *upstream_new(struct event_base *base, const struct config *cfg)
 {
     struct upstream *up = xcalloc(1, sizeof(*up));
     char auth[1024];

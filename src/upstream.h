@@ -26,15 +26,15 @@ enum submit_verdict {
 
 struct submit_result {
     enum submit_verdict verdict;
-    char task_id[64];     /* ACCEPTED or MODAL */
-    char reason[512];     /* RETRY and PERMANENT: clear, secret-free */
-    long retry_after_ms;  /* server's hint, -1 if none */
-    int maybe_accepted;   /* RETRY: the upstream may have created a task */
-    int in_queue;         /* code 22: accepted behind others */
+    char task_id[64];    /* ACCEPTED or MODAL */
+    char reason[512];    /* RETRY and PERMANENT: clear, secret-free */
+    long retry_after_ms; /* server's hint, -1 if none */
+    int maybe_accepted;  /* RETRY: the upstream may have created a task */
+    int in_queue;        /* code 22: accepted behind others */
 };
 
 enum task_verdict {
-    TASK_RUNNING,   /* NOT_START, SUBMITTED, IN_PROGRESS (or unknown) */
+    TASK_RUNNING, /* NOT_START, SUBMITTED, IN_PROGRESS (or unknown) */
     TASK_SUCCESS,
     TASK_FAILURE,
     TASK_CANCEL,
@@ -46,14 +46,14 @@ enum task_verdict {
 
 struct task_result {
     enum task_verdict verdict;
-    char status[16];      /* upstream status text, "" if none */
-    char progress[16];    /* "45%", "" if none */
-    char reason[512];     /* failReason, or what went wrong */
+    char status[16];   /* upstream status text, "" if none */
+    char progress[16]; /* "45%", "" if none */
+    char reason[512];  /* failReason, or what went wrong */
     long retry_after_ms;
-    json_t *task;         /* new reference to the task object, or NULL */
-    const char *raw;      /* the task's JSON text when the reply was that
-                           * one object (borrowed for the callback), or
-                           * NULL: saves re-serialising it */
+    json_t *task;    /* new reference to the task object, or NULL */
+    const char *raw; /* the task's JSON text when the reply was that
+                      * one object (borrowed for the callback), or
+                      * NULL: saves re-serialising it */
     size_t raw_len;
 };
 

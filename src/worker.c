@@ -63,33 +63,33 @@ struct job {
 
     char *payload; /* exactly as taken: needed to LREM it at the end */
     size_t payload_len;
-    int queue;     /* index in cfg->queues */
+    int queue; /* index in cfg->queues */
 
     struct job_spec spec; /* parsed payload; spec.body freed once sent */
     int claimed;          /* the job record is ours */
     int reclaiming;       /* claim resent after its reply was lost */
     char task_id[64];     /* upstream task id, "" until accepted */
 
-    int64_t started_ms;   /* first take, epoch ms (for the result) */
-    int64_t deadline;     /* monotonic ms */
-    long submits;         /* submit requests sent, all owners */
-    long polls;           /* fetch requests sent, all owners */
-    unsigned attempts;    /* consecutive transient failures */
-    unsigned poll_index;  /* position in the poll schedule */
-    int seen;             /* upstream has shown the task at least once */
-    unsigned not_found;   /* consecutive "not found" answers */
-    char status[16];      /* last upstream status, for progress events */
+    int64_t started_ms;  /* first take, epoch ms (for the result) */
+    int64_t deadline;    /* monotonic ms */
+    long submits;        /* submit requests sent, all owners */
+    long polls;          /* fetch requests sent, all owners */
+    unsigned attempts;   /* consecutive transient failures */
+    unsigned poll_index; /* position in the poll schedule */
+    int seen;            /* upstream has shown the task at least once */
+    unsigned not_found;  /* consecutive "not found" answers */
+    char status[16];     /* last upstream status, for progress events */
     char progress[16];
 
-    struct event *timer;        /* retry / poll / deadline */
-    struct http_request *http;  /* request in flight, or NULL */
+    struct event *timer;       /* retry / poll / deadline */
+    struct http_request *http; /* request in flight, or NULL */
 
     /* The result, kept until Redis has it (see finish()). */
     struct store_result result;
-    char *result_text[4];       /* owned strings inside result */
+    char *result_text[4]; /* owned strings inside result */
     char fail_reason[600];
-    char invalid_action[16];    /* INVALID: the action, if readable */
-    enum phase stalled_in;      /* what to redo when PHASE_STALLED */
+    char invalid_action[16]; /* INVALID: the action, if readable */
+    enum phase stalled_in;   /* what to redo when PHASE_STALLED */
 };
 
 struct worker {
@@ -101,9 +101,9 @@ struct worker {
 
     struct job *jobs;
     int njobs;
-    int taking;        /* a batch take is in flight */
-    int draining;      /* SIGTERM: take nothing more */
-    int announced;     /* worker_started was sent */
+    int taking;    /* a batch take is in flight */
+    int draining;  /* SIGTERM: take nothing more */
+    int announced; /* worker_started was sent */
     int exit_code;
     unsigned long long finished;
 
@@ -186,8 +186,7 @@ static void on_taken(int rc, struct store_item *items, size_t n, void *arg)
     /* The queues are empty. Sleep in a blocking move when there is room
      * for one job per queue, so an idle worker costs no CPU; otherwise
      * the take timer looks again while jobs are in flight. */
-    if (!w->draining &&
-        w->cfg->concurrency - w->njobs >= (int)w->cfg->nqueues)
+    if (!w->draining && w->cfg->concurrency - w->njobs >= (int)w->cfg->nqueues)
         store_wait(w->store, on_taken, w);
 }
 
@@ -216,8 +215,7 @@ static void on_take_timer(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------------ */
 /* 2. Parse and claim.                                                  */
 
-static void on_claimed(int rc, const struct store_claim_info *info,
-                       void *arg);
+static void on_claimed(int rc, const struct store_claim_info *info, void *arg);
 
 static void start_job(struct worker *w, struct store_item *item)
 {
@@ -269,8 +267,7 @@ static void start_job(struct worker *w, struct store_item *item)
     }
 }
 
-static void on_claimed(int rc, const struct store_claim_info *info,
-                       void *arg)
+static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
 {
     struct job *job = arg;
     long timeout_s;
@@ -346,8 +343,9 @@ static void submit(struct job *job)
     char *body;
 
     if (time_left(job) <= 0) {
-        finish(job, "TIMEOUT", "deadline passed before the upstream "
-                               "accepted the job");
+        finish(job, "TIMEOUT",
+               "deadline passed before the upstream "
+               "accepted the job");
         return;
     }
     body = job_submit_body(&job->spec, w->cfg->notify_hook, &len);
@@ -490,8 +488,8 @@ static void on_cancel_flag(int rc, int set, void *arg)
 
 static void progress_event(struct job *job, const struct task_result *r)
 {
-    const char *fields[] = {"status", r->status, "progress", r->progress,
-                            "task_id", job->task_id};
+    const char *fields[] = {"status",    r->status, "progress",
+                            r->progress, "task_id", job->task_id};
 
     if (strcmp(job->status, r->status) == 0 &&
         strcmp(job->progress, r->progress) == 0)
@@ -538,8 +536,8 @@ static void on_fetched(struct task_result *r, void *arg)
 {
     struct job *job = arg;
     const struct config *cfg = job->w->cfg;
-    long next = backoff_poll_delay(cfg->poll_schedule_ms,
-                                   cfg->npoll_schedule, ++job->poll_index);
+    long next = backoff_poll_delay(cfg->poll_schedule_ms, cfg->npoll_schedule,
+                                   ++job->poll_index);
 
     job->http = NULL;
     if (r->verdict != TASK_NOT_FOUND && r->verdict != TASK_RETRY &&
@@ -669,8 +667,8 @@ static void finish(struct job *job, const char *status, const char *reason)
         r->task_id = job->task_id;
         r->fail_reason = job->fail_reason;
         if (job->spec.meta != NULL && job->result_text[3] == NULL) {
-            job->result_text[3] = json_dumps(
-                job->spec.meta, JSON_COMPACT | JSON_ENCODE_ANY);
+            job->result_text[3] =
+                json_dumps(job->spec.meta, JSON_COMPACT | JSON_ENCODE_ANY);
             r->meta = job->result_text[3];
         }
         r->started_ms = job->started_ms;
@@ -1045,8 +1043,7 @@ static void usage(FILE *out)
  * error (message printed). *flags is malloc'd; the strings in it too.
  */
 int worker_parse_args(int argc, char **argv, void (*help)(FILE *),
-                      const char **config_path, char ***flags,
-                      size_t *nflags)
+                      const char **config_path, char ***flags, size_t *nflags)
 {
     *flags = xcalloc((size_t)argc + 1, sizeof(char *));
     *nflags = 0;

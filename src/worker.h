@@ -19,8 +19,7 @@ int worker_main(int argc, char **argv);
  * or -1 after printing a usage error.
  */
 int worker_parse_args(int argc, char **argv, void (*help)(FILE *),
-                      const char **config_path, char ***flags,
-                      size_t *nflags);
+                      const char **config_path, char ***flags, size_t *nflags);
 
 /* Frees what worker_parse_args returned. */
 void worker_free_args(char **flags, size_t nflags);
