@@ -137,15 +137,6 @@ static void args_addll(struct args *a, long long v)
     args_addn(a, a->num[a->n], (size_t)len);
 }
 
-/* Adds "name value" when value is set. */
-static void args_field(struct args *a, const char *name, const char *value)
-{
-    if (value != NULL && value[0] != '\0') {
-        args_add(a, name);
-        args_add(a, value);
-    }
-}
-
 static int send_args(struct conn *c, redisCallbackFn *fn, void *priv,
                      const struct args *a)
 {
@@ -809,6 +800,52 @@ static int send_plain(struct store *s, const struct args *a)
     return send_args(&s->cmd, NULL, NULL, a);
 }
 
+static void field(struct store_field *f, size_t *n, const char *name,
+                  const char *value)
+{
+    f[*n].name = name;
+    f[*n].value = value;
+    f[*n].len = strlen(value);
+    (*n)++;
+}
+
+static void field_num(struct store_field *f, size_t *n, const char *name,
+                      long long value)
+{
+    int len = snprintf(f[*n].num, sizeof(f[*n].num), "%lld", value);
+
+    f[*n].name = name;
+    f[*n].value = f[*n].num;
+    f[*n].len = (size_t)len;
+    (*n)++;
+}
+
+size_t store_result_fields(const struct store_result *r, const char *worker,
+                           struct store_field *f, size_t max)
+{
+    size_t n = 0;
+    const char *optional[][2] = {
+        {"task_id", r->task_id},         {"image_url", r->image_url},
+        {"fail_reason", r->fail_reason}, {"task", r->task},
+        {"buttons", r->buttons},         {"meta", r->meta},
+    };
+
+    if (max < STORE_RESULT_FIELDS)
+        return 0;
+    field(f, &n, "id", r->id != NULL ? r->id : "");
+    field(f, &n, "status", r->status);
+    field(f, &n, "action", r->action != NULL ? r->action : "");
+    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+        if (optional[i][1] != NULL && optional[i][1][0] != '\0')
+            field(f, &n, optional[i][0], optional[i][1]);
+    field(f, &n, "worker", worker);
+    field_num(f, &n, "started_ms", r->started_ms);
+    field_num(f, &n, "finished_ms", r->finished_ms);
+    field_num(f, &n, "submits", r->submits);
+    field_num(f, &n, "polls", r->polls);
+    return n;
+}
+
 int store_finish(struct store *s, const struct store_result *r,
                  store_done_fn *cb, void *ctx)
 {
@@ -828,28 +865,15 @@ int store_finish(struct store *s, const struct store_result *r,
     args_add(&a, "~");
     args_addll(&a, s->cfg->results_maxlen);
     args_add(&a, "*");
-    args_add(&a, "id");
-    args_add(&a, r->id != NULL ? r->id : "");
-    args_add(&a, "status");
-    args_add(&a, r->status);
-    args_add(&a, "action");
-    args_add(&a, r->action != NULL ? r->action : "");
-    args_field(&a, "task_id", r->task_id);
-    args_field(&a, "image_url", r->image_url);
-    args_field(&a, "fail_reason", r->fail_reason);
-    args_field(&a, "task", r->task);
-    args_field(&a, "buttons", r->buttons);
-    args_field(&a, "meta", r->meta);
-    args_add(&a, "worker");
-    args_add(&a, s->worker);
-    args_add(&a, "started_ms");
-    args_addll(&a, r->started_ms);
-    args_add(&a, "finished_ms");
-    args_addll(&a, r->finished_ms);
-    args_add(&a, "submits");
-    args_addll(&a, r->submits);
-    args_add(&a, "polls");
-    args_addll(&a, r->polls);
+    {
+        struct store_field f[STORE_RESULT_FIELDS];
+        size_t n = store_result_fields(r, s->worker, f, STORE_RESULT_FIELDS);
+
+        for (size_t i = 0; i < n; i++) {
+            args_add(&a, f[i].name);
+            args_addn(&a, f[i].value, f[i].len);
+        }
+    }
     send_plain(s, &a);
 
     memset(&a, 0, sizeof(a));

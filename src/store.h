@@ -68,6 +68,28 @@ struct store_result {
     int dead;      /* 1: payload also goes to the dead stream */
 };
 
+/* One field of a result entry; value is not NUL-terminated necessarily. */
+struct store_field {
+    const char *name;
+    const char *value;
+    size_t len;
+    char num[24]; /* storage for formatted numbers */
+};
+
+/* Most fields a result entry can have. */
+#define STORE_RESULT_FIELDS 14
+
+/*
+ * Lays out the result entry of r, in order: id, status, action, then
+ * task_id, image_url, fail_reason, task, buttons, meta when set and
+ * non-empty, then worker, started_ms, finished_ms, submits, polls.
+ * Values are borrowed from r and worker (numbers are formatted into the
+ * field's own storage). Returns the number of fields, or 0 if max is
+ * below STORE_RESULT_FIELDS. Pure: no I/O.
+ */
+size_t store_result_fields(const struct store_result *r, const char *worker,
+                           struct store_field *f, size_t max);
+
 typedef void store_notify_fn(void *ctx);
 typedef void store_take_fn(int rc, struct store_item *items, size_t n,
                            void *ctx);
