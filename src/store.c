@@ -98,6 +98,8 @@ struct store {
     store_take_fn *wait_cb;
     void *wait_ctx;
     int wanting; /* store_wait was called and not yet satisfied */
+    int takes_pending; /* batch takes awaiting their reply */
+    int maybe_orphans; /* a take reply may have been lost */
     char sha[SCRIPT_COUNT][41];
     char processing[KEYS_MAX];
     char events[KEYS_MAX];
@@ -180,6 +182,8 @@ static void conn_lost(struct conn *c)
 
     c->ac = NULL;
     c->up = 0;
+    if (c->armed || (c->queue < 0 && s->takes_pending > 0))
+        s->maybe_orphans = 1;
     c->armed = 0;
     if (c->queue < 0 && was_up && s->on_down != NULL && !s->freeing)
         s->on_down(s->ctx);
@@ -485,6 +489,9 @@ static void on_take(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
 
     (void)ac;
+    p->store->takes_pending--;
+    if (r == NULL)
+        p->store->maybe_orphans = 1;
     if (reply_rc(r) != 0) {
         if (r != NULL)
             log_error("redis: take failed: %s", r->str);
@@ -512,6 +519,71 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
     args_addll(&a, max);
     p = pending_new(s, cb, ctx);
     if (send_args(&s->cmd, on_take, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    s->takes_pending++;
+    return 0;
+}
+
+int store_needs_reconcile(const struct store *s)
+{
+    return s->maybe_orphans;
+}
+
+void store_reconciled(struct store *s)
+{
+    s->maybe_orphans = 0;
+}
+
+int store_waiting(const struct store *s)
+{
+    for (size_t i = 0; i < s->cfg->nqueues; i++)
+        if (s->blocking[i].armed)
+            return 1;
+    return 0;
+}
+
+static void on_list_held(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    struct store_item *items;
+    size_t n = 0;
+
+    (void)ac;
+    if (reply_rc(r) != 0 || r->type != REDIS_REPLY_ARRAY) {
+        p->cb.take(r == NULL ? -1 : -2, NULL, 0, p->ctx);
+        free(p);
+        return;
+    }
+    items = xcalloc(r->elements ? r->elements : 1, sizeof(*items));
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        items[n].payload = xmemdup(r->element[i]->str, r->element[i]->len);
+        items[n].len = r->element[i]->len;
+        items[n].queue = -1;
+        n++;
+    }
+    p->cb.take(0, items, n, p->ctx);
+    for (size_t i = 0; i < n; i++)
+        free(items[i].payload);
+    free(items);
+    free(p);
+}
+
+int store_list_held(struct store *s, store_take_fn *cb, void *ctx)
+{
+    struct args a = {0};
+    struct pending *p;
+
+    args_add(&a, "LRANGE");
+    args_add(&a, s->processing);
+    args_add(&a, "0");
+    args_add(&a, "-1");
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_list_held, p, &a) != 0) {
         free(p);
         return -1;
     }

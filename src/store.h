@@ -137,6 +137,21 @@ void store_wait(struct store *s, store_take_fn *cb, void *ctx);
  * or with the item that raced in, which cb then receives. */
 void store_wait_cancel(struct store *s);
 
+/*
+ * 1 when a take's reply may have been lost (the connection dropped while a
+ * take or a blocking move was pending): payloads may sit in the processing
+ * list that the worker does not know about. store_list_held() then tells
+ * what the list holds; store_reconciled() clears the flag.
+ */
+int store_needs_reconcile(const struct store *s);
+void store_reconciled(struct store *s);
+
+/* 1 while any blocking move is armed. */
+int store_waiting(const struct store *s);
+
+/* Reads the whole processing list (items have queue -1). */
+int store_list_held(struct store *s, store_take_fn *cb, void *ctx);
+
 /* Claims job id (see enum store_claim_kind), reading the cancel flag in
  * the same atomic step. Returns 0, or -1 if the store is down. */
 int store_claim(struct store *s, const char *id, const char *queue,

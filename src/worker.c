@@ -190,14 +190,65 @@ static void on_taken(int rc, struct store_item *items, size_t n, void *arg)
         store_wait(w->store, on_taken, w);
 }
 
+static void on_listed(int rc, struct store_item *items, size_t n, void *arg);
+
 static void take_more(struct worker *w)
 {
     int room = w->cfg->concurrency - w->njobs;
 
-    if (w->draining || w->taking || room <= 0 || !store_is_up(w->store))
+    if (w->taking || !store_is_up(w->store))
+        return;
+    /* A take whose reply was lost may have moved payloads into our list:
+     * adopt them before taking more, with no blocking move armed so the
+     * list and our memory can be compared. */
+    if (store_needs_reconcile(w->store) && !store_waiting(w->store)) {
+        if (store_list_held(w->store, on_listed, w) == 0)
+            w->taking = 1;
+        return;
+    }
+    if (w->draining || room <= 0)
         return;
     if (store_take(w->store, (unsigned)room, on_taken, w) == 0)
         w->taking = 1;
+}
+
+/* Adopts every payload of the processing list that no job in memory holds
+ * (counting copies: the same payload may be there twice). */
+static void on_listed(int rc, struct store_item *items, size_t n, void *arg)
+{
+    struct worker *w = arg;
+    char *used = n ? xcalloc(n, 1) : NULL;
+    size_t adopted = 0;
+
+    w->taking = 0;
+    if (rc != 0) {
+        free(used);
+        return; /* retried on the next take_more */
+    }
+    for (struct job *job = w->jobs; job != NULL; job = job->next) {
+        for (size_t i = 0; i < n; i++) {
+            if (!used[i] && items[i].len == job->payload_len &&
+                memcmp(items[i].payload, job->payload, items[i].len) == 0) {
+                used[i] = 1;
+                break;
+            }
+        }
+    }
+    store_reconciled(w->store);
+    for (size_t i = 0; i < n; i++) {
+        if (used[i])
+            continue;
+        /* Its queue is unknown: a hand-back returns it to the first. */
+        items[i].queue = 0;
+        start_job(w, &items[i]);
+        adopted++;
+    }
+    free(used);
+    if (adopted > 0)
+        log_warn("adopted %zu jobs left in our processing list by a take "
+                 "whose reply was lost",
+                 adopted);
+    take_more(w);
 }
 
 /* While jobs are in flight, look at the queues now and then even if no
