@@ -97,7 +97,7 @@ struct store {
     struct conn *blocking; /* one per queue */
     store_take_fn *wait_cb;
     void *wait_ctx;
-    int wanting; /* store_wait was called and not yet satisfied */
+    int wanting;       /* store_wait was called and not yet satisfied */
     int takes_pending; /* batch takes awaiting their reply */
     int maybe_orphans; /* a take reply may have been lost */
     char sha[SCRIPT_COUNT][41];
