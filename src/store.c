@@ -856,15 +856,33 @@ int store_cancel_requested(struct store *s, const char *id, store_flag_fn *cb,
     return send_flag(s, &a, cb, ctx);
 }
 
+/* LPOS answers the element's index (0 is the newest) or nil. */
+static void on_lpos(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    p->cb.flag(rc, rc == 0 && r->type == REDIS_REPLY_INTEGER, p->ctx);
+    free(p);
+}
+
 int store_still_held(struct store *s, const char *payload, size_t len,
                      store_flag_fn *cb, void *ctx)
 {
     struct args a = {0};
+    struct pending *p;
 
     args_add(&a, "LPOS");
     args_add(&a, s->processing);
     args_addn(&a, payload, len);
-    return send_flag(s, &a, cb, ctx);
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_lpos, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
 }
 
 static int send_plain(struct store *s, const struct args *a)
@@ -968,6 +986,10 @@ int store_finish(struct store *s, const struct store_result *r,
         args_add(&a, s->worker);
         args_add(&a, "finished_ms");
         args_addll(&a, r->finished_ms);
+        if (r->task_id != NULL && r->task_id[0] != '\0') {
+            args_add(&a, "task_id");
+            args_add(&a, r->task_id);
+        }
         send_plain(s, &a);
 
         memset(&a, 0, sizeof(a));
@@ -1013,8 +1035,9 @@ int store_finish(struct store *s, const struct store_result *r,
 }
 
 int store_handback(struct store *s, const char *id, int claimed,
-                   const char *payload, size_t len, int queue, long submits,
-                   long polls, store_done_fn *cb, void *ctx)
+                   const char *task_id, const char *payload, size_t len,
+                   int queue, long submits, long polls, store_done_fn *cb,
+                   void *ctx)
 {
     struct args a = {0};
 
@@ -1033,6 +1056,10 @@ int store_handback(struct store *s, const char *id, int claimed,
         args_add(&a, "");
         args_add(&a, "state");
         args_add(&a, "released");
+        if (task_id != NULL && task_id[0] != '\0') {
+            args_add(&a, "task_id");
+            args_add(&a, task_id);
+        }
         args_add(&a, "submits");
         args_addll(&a, submits);
         args_add(&a, "polls");

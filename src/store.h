@@ -193,13 +193,15 @@ int store_still_held(struct store *s, const char *payload, size_t len,
 
 /*
  * Gives a job back for any worker to resume, in one MULTI/EXEC: releases
- * the job record (owner "", polls and submits saved) when claimed, then
+ * the job record (owner "", task_id, polls and submits saved) when
+ * claimed, then
  * moves the payload from the processing list to the oldest end of its
  * queue, so it is taken next.
  */
 int store_handback(struct store *s, const char *id, int claimed,
-                   const char *payload, size_t len, int queue, long submits,
-                   long polls, store_done_fn *cb, void *ctx);
+                   const char *task_id, const char *payload, size_t len,
+                   int queue, long submits, long polls, store_done_fn *cb,
+                   void *ctx);
 
 /* Refreshes this worker's heartbeat key (TTL heartbeat_ttl_ms) with a
  * short JSON description of the worker. */

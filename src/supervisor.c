@@ -397,6 +397,13 @@ static int run(struct supervisor *sup)
         log_error_errno("pipe");
         return 1;
     }
+    /* Each worker names itself: a shared MJQ_WORKER_ID would make them
+     * share one processing list and one heartbeat. */
+    if (getenv("MJQ_WORKER_ID") != NULL) {
+        log_warn("MJQ_WORKER_ID is ignored under `mjq run`: each worker "
+                 "names itself");
+        unsetenv("MJQ_WORKER_ID");
+    }
     snprintf(fd, sizeof(fd), "%d", sup->life_pipe[0]);
     setenv("MJQ_PARENT_FD", fd, 1);
     memset(&ign, 0, sizeof(ign));

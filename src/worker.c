@@ -69,6 +69,7 @@ struct job {
     int claimed;          /* the job record is ours */
     int reclaiming;       /* claim resent after its reply was lost */
     char task_id[64];     /* upstream task id, "" until accepted */
+    int task_unrecorded;  /* task_id not yet confirmed in Redis */
 
     int64_t started_ms;  /* first take, epoch ms (for the result) */
     int64_t deadline;    /* monotonic ms */
@@ -101,9 +102,11 @@ struct worker {
 
     struct job *jobs;
     int njobs;
-    int taking;    /* a batch take is in flight */
-    int draining;  /* SIGTERM: take nothing more */
-    int announced; /* worker_started was sent */
+    int taking;              /* a batch take is in flight */
+    int draining;            /* SIGTERM: take nothing more */
+    int announced;           /* worker_started was sent */
+    int retiring;            /* heartbeat removal sent; exit follows */
+    const char *stop_reason; /* what started the drain */
     int exit_code;
     unsigned long long finished;
 
@@ -113,6 +116,7 @@ struct worker {
 };
 
 static void take_more(struct worker *w);
+static void record_task(struct job *job);
 static void submit(struct job *job);
 static void schedule_poll(struct job *job, long delay_ms);
 static void finish(struct job *job, const char *status, const char *reason);
@@ -121,10 +125,17 @@ static void maybe_exit(struct worker *w);
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                       */
 
+static int64_t time_left(const struct job *job);
+
+/* Arms the job's timer; never later than its deadline, which the timer
+ * callback then turns into TIMEOUT. */
 static void set_timer(struct job *job, long delay_ms)
 {
     struct timeval tv;
+    int64_t left = time_left(job);
 
+    if (delay_ms > left)
+        delay_ms = (long)left;
     if (delay_ms < 0)
         delay_ms = 0;
     tv.tv_sec = delay_ms / 1000;
@@ -253,14 +264,15 @@ static void on_listed(int rc, struct store_item *items, size_t n, void *arg)
 
 /* While jobs are in flight, look at the queues now and then even if no
  * job finished: a blocking move is only armed with room for one job per
- * queue. Idle workers do not run this. */
+ * queue. While a blocking move is armed it does nothing. */
 static void on_take_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
 
     (void)fd;
     (void)what;
-    take_more(w);
+    if (!store_waiting(w->store))
+        take_more(w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -408,6 +420,24 @@ static void submit(struct job *job)
         finish(job, "FAILURE", "could not start the submit request");
 }
 
+static void on_task_recorded(int rc, void *arg)
+{
+    struct job *job = arg;
+
+    if (rc == 0)
+        job->task_unrecorded = 0;
+}
+
+/* Writes the accepted task id to the job record. If Redis is away it is
+ * written again on reconnect (resume_stalled); the finish and hand-back
+ * transactions also carry it, so it is never lost with the job. */
+static void record_task(struct job *job)
+{
+    job->task_unrecorded = 1;
+    store_submitted(job->w->store, job->spec.id, job->task_id, job->submits,
+                    on_task_recorded, job);
+}
+
 static void retry_later(struct job *job, const char *reason,
                         long retry_after_ms, long floor_ms)
 {
@@ -444,8 +474,7 @@ static void on_submitted(const struct submit_result *r, void *arg)
         job->spec.body = NULL;
         /* The task id reaches Redis before anything else happens to the
          * job: from here on it is only ever polled, never resubmitted. */
-        store_submitted(w->store, job->spec.id, job->task_id, job->submits,
-                        NULL, NULL);
+        record_task(job);
         log_job_debug(job->spec.id, job->task_id, "submitted%s",
                       r->in_queue ? " (queued upstream)" : "");
         schedule_poll(job, backoff_poll_delay(w->cfg->poll_schedule_ms,
@@ -453,8 +482,7 @@ static void on_submitted(const struct submit_result *r, void *arg)
         return;
     case SUBMIT_MODAL:
         snprintf(job->task_id, sizeof(job->task_id), "%s", r->task_id);
-        store_submitted(w->store, job->spec.id, job->task_id, job->submits,
-                        NULL, NULL);
+        record_task(job);
         finish(job, "FAILURE",
                "modal input required: send a 'modal' job with body.taskId "
                "set to this result's task_id");
@@ -505,10 +533,8 @@ static void poll_now(struct job *job)
      * takes effect within one poll interval. */
     job->phase = PHASE_CANCEL;
     if (store_cancel_requested(job->w->store, job->spec.id, on_cancel_flag,
-                               job) != 0) {
-        job->stalled_in = PHASE_CANCEL;
-        job->phase = PHASE_STALLED;
-    }
+                               job) != 0)
+        on_cancel_flag(-1, 0, job); /* Redis away: poll anyway */
 }
 
 static void on_cancel_flag(int rc, int set, void *arg)
@@ -516,12 +542,9 @@ static void on_cancel_flag(int rc, int set, void *arg)
     struct job *job = arg;
     struct worker *w = job->w;
 
-    if (rc == -1) {
-        job->stalled_in = PHASE_CANCEL;
-        job->phase = PHASE_STALLED;
-        return;
-    }
-    if (set) {
+    /* rc != 0: the flag could not be read (Redis away); keep polling
+     * upstream so the job still ends, and read it on the next poll. */
+    if (rc == 0 && set) {
         finish(job, "CANCEL", "cancelled by request (cancel key set)");
         return;
     }
@@ -623,6 +646,10 @@ static void on_fetched(struct task_result *r, void *arg)
                "set to this result's task_id");
         return;
     case TASK_NOT_FOUND:
+        if (job->w->draining && !job->seen) {
+            finish(job, NULL, NULL);
+            return;
+        }
         /* Relays insert their row just after answering the submit, so a
          * task may be invisible for a moment; later it was lost. */
         job->not_found++;
@@ -634,6 +661,10 @@ static void on_fetched(struct task_result *r, void *arg)
         retry_later(job, "task not visible upstream yet", -1, next);
         return;
     case TASK_RETRY:
+        if (job->w->draining) {
+            finish(job, NULL, NULL);
+            return;
+        }
         job->phase = PHASE_POLL_WAIT;
         retry_later(job, r->reason, r->retry_after_ms, next);
         return;
@@ -684,8 +715,9 @@ static void send_result(struct job *job)
     if (job->result.status == NULL) {
         job->phase = PHASE_HANDBACK;
         rc = store_handback(job->w->store, job->spec.id, job->claimed,
-                            job->payload, job->payload_len, job->queue,
-                            job->submits, job->polls, on_handed_back, job);
+                            job->task_id, job->payload, job->payload_len,
+                            job->queue, job->submits, job->polls,
+                            on_handed_back, job);
     } else {
         job->phase = PHASE_FINISH;
         job->result.finished_ms = clock_wall_ms();
@@ -802,6 +834,9 @@ static void resume_stalled(struct worker *w)
 
     for (job = w->jobs; job != NULL; job = next) {
         next = job->next;
+        if (job->task_unrecorded && job->phase != PHASE_FINISH &&
+            job->phase != PHASE_HANDBACK)
+            record_task(job);
         if (job->phase != PHASE_STALLED)
             continue;
         switch (job->stalled_in) {
@@ -880,11 +915,21 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------------ */
 /* Shutdown.                                                            */
 
+static void on_retired(int rc, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)rc;
+    event_base_loopexit(w->base, NULL);
+}
+
+/* The last job has gone: remove the heartbeat, then leave the loop once
+ * Redis confirmed it (or at once if Redis is away). */
 static void maybe_exit(struct worker *w)
 {
-    if (w->draining && w->njobs == 0) {
-        store_retire(w->store, NULL, NULL);
-        event_base_loopexit(w->base, NULL);
+    if (w->draining && w->njobs == 0 && !w->retiring) {
+        w->retiring = 1;
+        store_retire(w->store, on_retired, w);
     }
 }
 
@@ -898,10 +943,10 @@ static void drain(struct worker *w)
 {
     struct job *job, *next;
     struct timeval tv = {w->cfg->shutdown_timeout_s, 0};
-    const char *fields[] = {"reason", "SIGTERM"};
+    const char *fields[] = {"reason", w->stop_reason};
 
     w->draining = 1;
-    log_info("draining: %d jobs in flight", w->njobs);
+    log_info("draining (%s): %d jobs in flight", w->stop_reason, w->njobs);
     store_event(w->store, "worker_stopping", NULL, fields, 1);
     store_wait_cancel(w->store);
     evtimer_add(w->drain_timer, &tv);
@@ -920,7 +965,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     log_warn("shutdown timeout: exiting with %d jobs still in the "
-             "processing list (the sweep resumes them)",
+             "processing list (another worker's recovery resumes them)",
              w->njobs);
     w->exit_code = 1;
     event_base_loopexit(w->base, NULL);
@@ -940,6 +985,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(w->base);
         return;
     }
+    w->stop_reason = sig == SIGTERM ? "SIGTERM" : "SIGINT";
     drain(w);
 }
 
@@ -957,6 +1003,7 @@ static void on_parent(evutil_socket_t fd, short what, void *arg)
     event_del(w->parent);
     if (!w->draining) {
         log_warn("supervisor gone: draining");
+        w->stop_reason = "supervisor exited";
         drain(w);
     }
 }
