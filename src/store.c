@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -97,9 +98,11 @@ struct store {
     struct conn *blocking; /* one per queue */
     store_take_fn *wait_cb;
     void *wait_ctx;
-    int wanting;       /* store_wait was called and not yet satisfied */
-    int takes_pending; /* batch takes awaiting their reply */
-    int maybe_orphans; /* a take reply may have been lost */
+    int wanting;        /* store_wait was called and not yet satisfied */
+    int takes_pending;  /* batch takes awaiting their reply */
+    int64_t hb_sent_ms; /* monotonic time of the unanswered heartbeat,
+                         * 0 when answered: the watchdog */
+    int maybe_orphans;  /* a take reply may have been lost */
     char sha[SCRIPT_COUNT][41];
     char processing[KEYS_MAX];
     char events[KEYS_MAX];
@@ -182,6 +185,8 @@ static void conn_lost(struct conn *c)
 
     c->ac = NULL;
     c->up = 0;
+    if (c->queue < 0)
+        s->hb_sent_ms = 0;
     if (c->armed || (c->queue < 0 && s->takes_pending > 0))
         s->maybe_orphans = 1;
     c->armed = 0;
@@ -279,6 +284,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_reconnect(c);
         return;
     }
+    /* Dead peers are noticed by the kernel even on idle connections. */
+    redisEnableKeepAlive(&ac->c);
     /* Everything below is pipelined: one round trip for the handshake. */
     if (s->cfg->redis_password != NULL) {
         if (s->cfg->redis_username != NULL)
@@ -1086,16 +1093,50 @@ int store_handback(struct store *s, const char *id, int claimed,
     return send_done(s, &a, cb, ctx);
 }
 
+static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct store *s = priv;
+
+    (void)ac;
+    if (reply != NULL)
+        s->hb_sent_ms = 0;
+}
+
+/*
+ * hiredis 0.14 has no command timeout: a Redis that stops answering
+ * without closing the socket would hold every command forever. Replies
+ * come in order, so an unanswered heartbeat older than the heartbeat TTL
+ * means the connection is stuck: shut the socket down, which hiredis sees
+ * as a disconnect, and reconnect.
+ */
+static int watchdog(struct store *s)
+{
+    int64_t now = clock_mono_ms();
+
+    if (s->hb_sent_ms == 0 || s->cmd.ac == NULL ||
+        now - s->hb_sent_ms < s->cfg->heartbeat_ttl_ms)
+        return 0;
+    log_warn("redis: no reply for %lld ms: dropping the connection",
+             (long long)(now - s->hb_sent_ms));
+    s->hb_sent_ms = 0;
+    shutdown(s->cmd.ac->c.fd, SHUT_RDWR);
+    return 1;
+}
+
 void store_heartbeat(struct store *s, const char *info)
 {
     struct args a = {0};
+
+    if (watchdog(s) || s->hb_sent_ms != 0)
+        return;
 
     args_add(&a, "SET");
     args_add(&a, s->heartbeat);
     args_add(&a, info);
     args_add(&a, "PX");
     args_addll(&a, s->cfg->heartbeat_ttl_ms);
-    send_plain(s, &a);
+    if (send_args(&s->cmd, on_heartbeat, s, &a) == 0)
+        s->hb_sent_ms = clock_mono_ms();
 }
 
 void store_retire(struct store *s, store_done_fn *cb, void *ctx)
