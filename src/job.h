@@ -27,19 +27,27 @@ enum job_action {
 struct job_spec {
     char id[JOB_ID_MAX + 1];
     enum job_action action;
-    json_t *body;   /* owned reference: the submit body object */
-    enum mode mode; /* MODE_DEFAULT when absent */
-    long timeout_s; /* 0 when absent: use the configured default */
-    json_t *meta;   /* owned reference, or NULL when absent */
-    char *reply_to; /* owned, or NULL when absent */
+    json_t *body;    /* owned reference: the submit body object */
+    enum mode mode;  /* MODE_DEFAULT when absent */
+    long timeout_ms; /* 0 when absent: use the configured default */
+    json_t *meta;    /* owned reference, or NULL when absent */
+    char *reply_to;  /* owned, or NULL when absent */
+    /* The body's and meta's own text inside the payload (borrowed: valid
+     * while the payload is), so they travel byte for byte. */
+    const char *body_text;
+    size_t body_len;
+    const char *meta_text; /* NULL when absent */
+    size_t meta_len;
+    int body_plain; /* body has no "state"/"notifyHook": spliceable */
 };
 
 /* Why a payload is INVALID, for the result's fail_reason and mjq:dead. */
 struct job_error {
-    char field[32];          /* "id", "body", "(payload)", ... */
-    char reason[224];        /* human-readable */
-    char id[JOB_ID_MAX + 1]; /* the id if one could be read, else "" */
-    char action[16];         /* the action if readable, else "" */
+    char field[32];                /* "id", "body", "(payload)", ... */
+    char reason[224];              /* human-readable */
+    char id[JOB_ID_MAX + 1];       /* the id if one could be read, else "" */
+    char action[16];               /* the action if readable, else "" */
+    char reply_to[JOB_ID_MAX + 1]; /* a valid reply_to if readable */
 };
 
 /* Returns the wire name ("imagine"...) of an action. */
@@ -54,7 +62,10 @@ int job_id_valid(const char *s, size_t len);
 
 /*
  * Parses and validates one payload of len bytes (not NUL-terminated
- * necessarily). Payloads over max_bytes are rejected without parsing.
+ * necessarily). Payloads over max_bytes are rejected without parsing
+ * (their id, action and reply_to are still salvaged by a scan). The
+ * body_text and meta_text spans point into payload, which the caller
+ * keeps alive as long as it uses them.
  * Returns 0 with out filled (the caller owns it: job_spec_clear), or -1
  * with err filled (field, reason, and the id/action if they were
  * readable) and out left empty.
@@ -68,6 +79,9 @@ void job_spec_clear(struct job_spec *spec);
 /*
  * Builds the request body to POST upstream: the job's body with "state"
  * set to the job id and "notifyHook" set when notify_hook is non-NULL.
+ * When the body has neither key, its own text is used with the two
+ * members spliced in at the front (nothing else rewritten); otherwise it
+ * is re-serialised from spec->body.
  * Returns a new malloc'd NUL-terminated string (caller frees) and its
  * length in *len. Leaves spec->body unchanged.
  */

@@ -78,16 +78,6 @@ void upstream_classify_fetch(const struct http_response *resp,
  */
 void upstream_classify_task(json_t *task, struct task_result *out);
 
-/*
- * Finds the value of top-level member `key` in the JSON object text
- * json[0..len), which must already be known valid (e.g. parsed by
- * jansson). Sets *off and *vlen to the value's span. Returns 0, or -1 if
- * the member is absent. Lets results copy "buttons" verbatim instead of
- * re-serialising a parsed tree.
- */
-int upstream_json_member(const char *json, size_t len, const char *key,
-                         size_t *off, size_t *vlen);
-
 /* Releases what a task_result owns. NULL-safe. */
 void task_result_clear(struct task_result *r);
 

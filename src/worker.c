@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "job.h"
+#include "jsonscan.h"
 #include "log.h"
 #include "store.h"
 #include "upstream.h"
@@ -312,10 +313,18 @@ static void start_job(struct worker *w, struct store_item *item)
         snprintf(job->invalid_action, sizeof(job->invalid_action), "%s",
                  err.action);
         job->result.action = job->invalid_action;
+        if (err.reply_to[0] != '\0')
+            job->spec.reply_to = xstrdup(err.reply_to);
         job->result.dead = 1;
         finish(job, "INVALID", reason);
         return;
     }
+    /* meta is echoed byte for byte from the payload: keep its text, not
+     * the parsed tree. */
+    if (job->spec.meta_text != NULL)
+        job->result_text[3] = xmemdup(job->spec.meta_text, job->spec.meta_len);
+    json_decref(job->spec.meta);
+    job->spec.meta = NULL;
     {
         const char *fields[] = {"queue", queue, "action",
                                 job_action_name(job->spec.action)};
@@ -333,7 +342,7 @@ static void start_job(struct worker *w, struct store_item *item)
 static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
 {
     struct job *job = arg;
-    long timeout_s;
+    long timeout_ms;
 
     if (rc != 0) {
         /* Redo the claim once Redis is back: the script knows our own
@@ -372,10 +381,10 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
             job_event(job, "recovered", fields, job->task_id[0] ? 2 : 1);
         }
     }
-    timeout_s = job->spec.timeout_s > 0 ? job->spec.timeout_s
-                                        : job->w->cfg->job_timeout_s;
-    job->deadline = clock_mono_ms() + timeout_s * 1000 -
-                    (clock_wall_ms() - job->started_ms);
+    timeout_ms = job->spec.timeout_ms > 0 ? job->spec.timeout_ms
+                                          : job->w->cfg->job_timeout_s * 1000;
+    job->deadline =
+        clock_mono_ms() + timeout_ms - (clock_wall_ms() - job->started_ms);
     if (info->cancelled) {
         finish(job, "CANCEL", "cancelled before submit");
         return;
@@ -573,7 +582,8 @@ static void progress_event(struct job *job, const struct task_result *r)
     job_event(job, "progress", fields, 3);
 }
 
-/* Keeps the final task for the result: its JSON text, buttons and image.
+/* Keeps the latest task for the result: its JSON text, and on SUCCESS its
+ * buttons and image.
  * The reply's own text is copied when there is one, which is cheaper than
  * serialising the parsed tree again. */
 static void keep_task(struct job *job, struct task_result *r)
@@ -583,11 +593,11 @@ static void keep_task(struct job *job, struct task_result *r)
 
     if (r->task == NULL)
         return;
+    free(job->result_text[0]); /* the previous poll's task */
     if (r->raw != NULL) {
         job->result_text[0] = xmemdup(r->raw, r->raw_len);
         if (r->verdict == TASK_SUCCESS &&
-            upstream_json_member(r->raw, r->raw_len, "buttons", &off, &len) ==
-                0 &&
+            jsonscan_member(r->raw, r->raw_len, "buttons", &off, &len) == 0 &&
             len > 0 && r->raw[off] == '[')
             job->result_text[1] = xmemdup(r->raw + off, len);
     } else {
@@ -623,6 +633,7 @@ static void on_fetched(struct task_result *r, void *arg)
     }
     switch (r->verdict) {
     case TASK_RUNNING:
+        keep_task(job, r); /* a cancel or the deadline may end it next */
         if (time_left(job) <= 0)
             break; /* the timer below turns it into TIMEOUT */
         schedule_poll(job, next);
@@ -749,11 +760,10 @@ static void finish(struct job *job, const char *status, const char *reason)
             r->action = job_action_name(job->spec.action);
         r->task_id = job->task_id;
         r->fail_reason = job->fail_reason;
-        if (job->spec.meta != NULL && job->result_text[3] == NULL) {
-            job->result_text[3] =
-                json_dumps(job->spec.meta, JSON_COMPACT | JSON_ENCODE_ANY);
-            r->meta = job->result_text[3];
-        }
+        r->meta = job->result_text[3];
+        /* The last task fetched, whatever ended the job (a cancel or a
+         * deadline too): "task" is present once fetched. */
+        r->task = job->result_text[0];
         r->started_ms = job->started_ms;
         r->submits = job->submits;
         r->polls = job->polls;

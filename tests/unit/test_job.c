@@ -115,7 +115,7 @@ static void test_valid_job_each_action(void **state)
         assert_int_equal(spec.action, cases[i].want);
         assert_body_equals(&spec, cases[i].body);
         assert_int_equal(spec.mode, MODE_DEFAULT);
-        assert_int_equal(spec.timeout_s, 0);
+        assert_int_equal(spec.timeout_ms, 0);
         assert_null(spec.meta);
         assert_null(spec.reply_to);
         job_spec_clear(&spec);
@@ -141,7 +141,7 @@ static void test_valid_job_all_fields(void **state)
     assert_body_equals(&spec,
                        "{\"prompt\":\"cat\",\"botType\":\"MID_JOURNEY\"}");
     assert_int_equal(spec.mode, MODE_RELAX);
-    assert_int_equal(spec.timeout_s, 30);
+    assert_int_equal(spec.timeout_ms, 30000);
     assert_non_null(spec.reply_to);
     assert_string_equal(spec.reply_to, "svc-a.results_1");
     meta = json_loads("{\"user\":7,\"tags\":[\"a\",\"b\"]}", 0, NULL);
@@ -226,7 +226,9 @@ static void test_not_json_reports_position(void **state)
     assert_non_null(strstr(err.reason, "JSON"));
     if (strstr(err.reason, want) == NULL)
         fail_msg("reason \"%s\" lacks \"%s\"", err.reason, want);
-    assert_string_equal(err.id, "");
+    /* The id is still readable by a scan, so the INVALID result names it;
+     * the unquoted action is not. */
+    assert_string_equal(err.id, "j");
     assert_string_equal(err.action, "");
 
     assert_invalid("", "(payload)");
@@ -439,8 +441,8 @@ static void test_timeout_accepted(void **state)
         const char *text;
         long want;
     } cases[] = {
-        {"0.5", 1},   {"0.001", 1},           {"30", 30},
-        {"30.0", 30}, {"31536000", 31536000},
+        {"0.5", 500},  {"0.001", 1},    {"1.5", 1500},
+        {"30", 30000}, {"30.0", 30000}, {"31536000", 31536000000L},
     };
     (void)state;
 
@@ -455,7 +457,7 @@ static void test_timeout_accepted(void **state)
                  cases[i].text);
         if (parse(payload, &spec, &err) != 0)
             fail_msg("timeout_s %s rejected: %s", cases[i].text, err.reason);
-        assert_int_equal(spec.timeout_s, cases[i].want);
+        assert_int_equal(spec.timeout_ms, cases[i].want);
         job_spec_clear(&spec);
     }
 }
@@ -481,6 +483,61 @@ static void test_reply_to_invalid(void **state)
 }
 
 /* ---- salvage of id/action into the error ---- */
+
+static void test_oversized_and_broken_salvage_id_reply_to(void **state)
+{
+    char big[4096];
+    struct job_spec spec;
+    struct job_error err;
+    int n;
+    (void)state;
+
+    n = snprintf(big, sizeof(big),
+                 "{\"id\":\"big-1\",\"action\":\"blend\",\"reply_to\":\"r9\","
+                 "\"body\":{\"prompt\":\"%0*d\"}}",
+                 3000, 0);
+    assert_int_equal(job_parse(big, (size_t)n, 1024, &spec, &err), -1);
+    assert_string_equal(err.field, "(payload)");
+    assert_non_null(strstr(err.reason, "too large"));
+    assert_string_equal(err.id, "big-1");
+    assert_string_equal(err.action, "blend");
+    assert_string_equal(err.reply_to, "r9");
+
+    /* A bad reply_to is not salvaged. */
+    assert_int_equal(
+        job_parse("{\"id\":\"x\",\"reply_to\":\"a b\"}", 31, 0, &spec, &err),
+        -1);
+    assert_string_equal(err.reply_to, "");
+}
+
+static void test_big_integer_meta_verbatim(void **state)
+{
+    const char *payload =
+        "{\"id\":\"m\",\"action\":\"imagine\",\"body\":{\"prompt\":\"x\","
+        "\"n\":0.1},\"meta\":{\"n\":12345678901234567890,\"f\":0.1}}";
+    struct job_spec spec;
+    struct job_error err;
+    char *body;
+    size_t len;
+    (void)state;
+
+    assert_int_equal(job_parse(payload, strlen(payload), 0, &spec, &err), 0);
+    assert_non_null(spec.meta_text);
+    assert_int_equal(spec.meta_len,
+                     strlen("{\"n\":12345678901234567890,\"f\":0.1}"));
+    assert_memory_equal(spec.meta_text,
+                        "{\"n\":12345678901234567890,\"f\":0.1}",
+                        spec.meta_len);
+    /* The body goes upstream byte for byte, "state" spliced in front. */
+    body = job_submit_body(&spec, NULL, &len);
+    assert_string_equal(body, "{\"state\":\"m\",\"prompt\":\"x\",\"n\":0.1}");
+    free(body);
+    body = job_submit_body(&spec, "https://hook/x", &len);
+    assert_string_equal(body, "{\"state\":\"m\",\"notifyHook\":"
+                              "\"https://hook/x\",\"prompt\":\"x\",\"n\":0.1}");
+    free(body);
+    job_spec_clear(&spec);
+}
 
 static void test_error_salvages_id_and_action(void **state)
 {
@@ -790,6 +847,8 @@ int main(void)
         cmocka_unit_test(test_timeout_accepted),
         cmocka_unit_test(test_reply_to_invalid),
         cmocka_unit_test(test_error_salvages_id_and_action),
+        cmocka_unit_test(test_oversized_and_broken_salvage_id_reply_to),
+        cmocka_unit_test(test_big_integer_meta_verbatim),
         cmocka_unit_test(test_unknown_fields_ignored),
         cmocka_unit_test(test_meta_every_type_kept),
         cmocka_unit_test(test_submit_body_sets_state),

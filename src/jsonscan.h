@@ -1,0 +1,22 @@
+#ifndef MJQ_JSONSCAN_H
+#define MJQ_JSONSCAN_H
+
+#include <stddef.h>
+
+/*
+ * Finding a member's text inside JSON without building a tree, so that
+ * mjq can pass a value on byte for byte (a job's meta and body, a task's
+ * buttons) instead of re-serialising it, which would copy megabytes of
+ * base64 and rewrite numbers (0.1 -> 0.10000000000000001).
+ *
+ * jsonscan_member() finds the value of top-level member `key` in the JSON
+ * object text json[0..len) and sets *off and *vlen to its span (strings
+ * keep their quotes). Returns 0, or -1 if the member is absent or the text
+ * is not an object. It never reads outside json[0..len). On invalid JSON
+ * it may return -1 or a meaningless span, so callers either validate the
+ * document first (jansson) or validate what they extract (job ids).
+ */
+int jsonscan_member(const char *json, size_t len, const char *key, size_t *off,
+                    size_t *vlen);
+
+#endif
