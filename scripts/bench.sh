@@ -52,7 +52,8 @@ start_redis() {
     rport=$(free_port)
     redis-server --port "$rport" --bind 127.0.0.1 --save '' \
         --appendonly no --daemonize no --logfile "$dir/redis.log" &
-    pids+=($!)
+    redis_pid=$!
+    pids+=($redis_pid)
     for _ in $(seq 100); do
         redis-cli -p "$rport" ping >/dev/null 2>&1 && return
         sleep 0.05
@@ -112,6 +113,9 @@ throughput() {
     fill_queue "$jobs" tput
     local cmds0 t0 t1 c0 c1 w elapsed n
     cmds0=$(redis_cmds)
+    local r0 s0 r1 s1
+    r0=$(cpu_ticks "$redis_pid")
+    s0=$(cpu_ticks "$sim_pid")
     MJQ_REDIS_URL=redis://127.0.0.1:$rport/0 \
         MJQ_API_BASE_URL=http://127.0.0.1:$sport MJQ_API_KEY=bench-key \
         MJQ_CONCURRENCY=$concurrency MJQ_POLL_SCHEDULE_MS=0 \
@@ -127,6 +131,8 @@ throughput() {
     done
     t1=$(now_ms)
     c1=$(cpu_ticks "$w")
+    r1=$(cpu_ticks "$redis_pid")
+    s1=$(cpu_ticks "$sim_pid")
     local hwm
     hwm=$(hwm_kb "$w")
     local cmds1 submits fetches
@@ -142,13 +148,16 @@ throughput() {
     echo "(a) throughput: $jobs jobs, concurrency $concurrency, sim duration 0, poll schedule 0"
     awk -v n="$n" -v ms="$elapsed" -v ticks=$((c1 - c0)) -v hz="$hz" \
         -v hwm="$hwm" -v cmds=$((cmds1 - cmds0)) -v nsub="$submits" \
-        -v fet="$fetches" -v ok="$ok" 'BEGIN {
+        -v fet="$fetches" -v ok="$ok" -v rt=$((r1 - r0)) \
+        -v st=$((s1 - s0)) 'BEGIN {
         printf "  %-34s %s\n", "results (SUCCESS)", n " (" ok ")"
         printf "  %-34s %.0f\n", "jobs/s", n / (ms / 1000)
         printf "  %-34s %.3f\n", "worker CPU s per 1000 jobs", (ticks / hz) / (n / 1000)
         printf "  %-34s %.1f MB\n", "worker peak RSS", hwm / 1024
         printf "  %-34s %.1f\n", "Redis commands per job", cmds / n
         printf "  %-34s %.2f (%d submits, %d fetches)\n", "HTTP requests per job", (nsub + fet) / n, nsub, fet
+        printf "  %-34s %.3f\n", "redis-server CPU s per 1000 jobs", (rt / hz) / (n / 1000)
+        printf "  %-34s %.3f\n", "mjq sim CPU s per 1000 jobs", (st / hz) / (n / 1000)
         printf "  %-34s %.2f s\n", "wall time", ms / 1000
     }'
     kill "$sim_pid" 2>/dev/null || true
