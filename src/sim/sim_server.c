@@ -1,0 +1,637 @@
+#include "sim_server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sim_api.h"
+#include "sim_fault.h"
+#include "sim_json.h"
+#include "sim_reply.h"
+#include "sim_stats.h"
+#include "sim_task.h"
+#include "xmalloc.h"
+
+#define CT_JSON "application/json"
+#define CT_TEXT "text/plain; charset=utf-8"
+
+#define MAX_BODY    (64 * 1024 * 1024) /* blends carry up to 5 images */
+#define MAX_HEADERS (64 * 1024)
+#define IDLE_SECS   120 /* keep-alive idle timeout */
+#define BACKLOG     4096
+
+enum route_kind {
+    ROUTE_NONE,
+    ROUTE_HEALTH, /* GET /healthz */
+    ROUTE_STATS,  /* GET /sim/stats */
+    ROUTE_RESET,  /* POST /sim/reset */
+    ROUTE_SUBMIT, /* POST [/mj-xxx]/mj/submit/<ep> */
+    ROUTE_FETCH,  /* GET [/mj-xxx]/mj/task/<id>/fetch */
+    ROUTE_CANCEL, /* POST [/mj-xxx]/mj/task/<id>/cancel */
+    ROUTE_LIST,   /* POST [/mj-xxx]/mj/task/list-by-condition|list-by-ids */
+};
+
+struct route {
+    enum route_kind kind;
+    enum evhttp_cmd_type method; /* the one the route accepts */
+    enum sim_mode mode;
+    enum sim_endpoint ep; /* ROUTE_SUBMIT */
+    const char *id;       /* into the request URI, which outlives us */
+    size_t id_len;
+};
+
+/* A reply held back by the "slow" fault until its timer fires. */
+struct pending {
+    struct sim_server *srv;
+    struct evhttp_request *req; /* kept alive by evhttp until we reply */
+    struct event *timer;
+    struct route rt;
+    struct pending *prev;
+    struct pending *next;
+};
+
+struct sim_server {
+    struct event_base *base;     /* borrowed */
+    const struct sim_opts *opts; /* borrowed */
+    struct evhttp *http;
+    struct sim_table *tasks;
+    struct sim_stats *stats;
+    struct sim_rng rng;
+    struct sim_api api;
+    struct sim_buf scratch;  /* reply body, reused by every request */
+    struct pending *pending; /* slow replies in flight */
+    char *bearer;            /* "Bearer <key>": a secret, never logged */
+};
+
+static bool eat(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+static bool rest_is(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return (size_t)(end - p) == n && memcmp(p, lit, n) == 0;
+}
+
+static void parse_route(const char *uri, struct route *rt)
+{
+    const char *p = uri;
+    const char *end = uri + strcspn(uri, "?#");
+    const char *slash;
+
+    memset(rt, 0, sizeof(*rt));
+    rt->kind = ROUTE_NONE;
+    rt->method = EVHTTP_REQ_GET;
+    if (rest_is(p, end, "/healthz")) {
+        rt->kind = ROUTE_HEALTH;
+        return;
+    }
+    if (rest_is(p, end, "/sim/stats")) {
+        rt->kind = ROUTE_STATS;
+        return;
+    }
+    if (rest_is(p, end, "/sim/reset")) {
+        rt->kind = ROUTE_RESET;
+        rt->method = EVHTTP_REQ_POST;
+        return;
+    }
+    if (eat(&p, end, "/mj-fast/"))
+        rt->mode = SIM_MODE_FAST;
+    else if (eat(&p, end, "/mj-relax/"))
+        rt->mode = SIM_MODE_RELAX;
+    else if (eat(&p, end, "/mj-turbo/"))
+        rt->mode = SIM_MODE_TURBO;
+    else if (!eat(&p, end, "/"))
+        return;
+    if (!eat(&p, end, "mj/"))
+        return;
+    if (eat(&p, end, "submit/")) {
+        for (int e = 0; e < SIM_EP_COUNT; e++) {
+            if (rest_is(p, end, sim_endpoint_name((enum sim_endpoint)e))) {
+                rt->kind = ROUTE_SUBMIT;
+                rt->method = EVHTTP_REQ_POST;
+                rt->ep = (enum sim_endpoint)e;
+                return;
+            }
+        }
+        return;
+    }
+    if (!eat(&p, end, "task/"))
+        return;
+    if (rest_is(p, end, "list-by-condition") ||
+        rest_is(p, end, "list-by-ids")) {
+        rt->kind = ROUTE_LIST;
+        rt->method = EVHTTP_REQ_POST;
+        return;
+    }
+    slash = memchr(p, '/', (size_t)(end - p));
+    if (slash == NULL || slash == p)
+        return;
+    rt->id = p;
+    rt->id_len = (size_t)(slash - p);
+    if (rest_is(slash, end, "/fetch")) {
+        rt->kind = ROUTE_FETCH;
+    } else if (rest_is(slash, end, "/cancel")) {
+        rt->kind = ROUTE_CANCEL;
+        rt->method = EVHTTP_REQ_POST;
+    }
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+static void respond(struct sim_server *srv, struct evhttp_request *req,
+                    const struct sim_resp *r)
+{
+    if (r->ctype != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Type", r->ctype);
+    if (r->body->len > 0)
+        evbuffer_add(evhttp_request_get_output_buffer(req), r->body->data,
+                     r->body->len);
+    if (srv->opts->verbose)
+        log_debug("%s %s -> %d",
+                  evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST"
+                                                                     : "GET",
+                  evhttp_request_get_uri(req), r->status);
+    /* May free req (at once if the client is already gone). */
+    evhttp_send_reply(req, r->status, reason_phrase(r->status), NULL);
+}
+
+static void resp_init(struct sim_server *srv, struct sim_resp *r)
+{
+    sim_buf_reset(&srv->scratch);
+    r->status = 200;
+    r->ctype = NULL;
+    r->body = &srv->scratch;
+}
+
+static void resp_text(struct sim_resp *r, int status, const char *text)
+{
+    r->status = status;
+    r->ctype = CT_TEXT;
+    sim_buf_adds(r->body, text);
+}
+
+/* Length-independent timing is not a goal here, but cheap to have. */
+static bool secret_eq(const char *given, const char *want)
+{
+    size_t n = strlen(want);
+    unsigned char diff = 0;
+
+    if (strlen(given) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ want[i]);
+    return diff == 0;
+}
+
+static bool authorized(const struct sim_server *srv, struct evhttp_request *req)
+{
+    struct evkeyvalq *h;
+    const char *v;
+
+    if (srv->opts->key == NULL)
+        return true;
+    h = evhttp_request_get_input_headers(req);
+    v = evhttp_find_header(h, "Authorization");
+    if (v != NULL && secret_eq(v, srv->bearer))
+        return true;
+    v = evhttp_find_header(h, "mj-api-secret");
+    return v != NULL && secret_eq(v, srv->opts->key);
+}
+
+/* The request body as one contiguous block. */
+static const char *request_body(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *data;
+
+    *len = evbuffer_get_length(in);
+    if (*len == 0)
+        return "";
+    data = (const char *)evbuffer_pullup(in, -1);
+    return data != NULL ? data : "";
+}
+
+/* Runs an MJ route through sim_api. */
+static void dispatch(struct sim_server *srv, struct evhttp_request *req,
+                     const struct route *rt, enum sim_fault fault,
+                     struct sim_resp *r)
+{
+    int64_t now = clock_wall_ms();
+    const char *body;
+    size_t len;
+
+    switch (rt->kind) {
+    case ROUTE_SUBMIT:
+        body = request_body(req, &len);
+        sim_api_submit(&srv->api, rt->ep, rt->mode, body, len, fault, now, r);
+        return;
+    case ROUTE_FETCH:
+        sim_api_fetch(&srv->api, rt->id, rt->id_len, now, r);
+        return;
+    case ROUTE_CANCEL:
+        sim_api_cancel(&srv->api, rt->id, rt->id_len, now, r);
+        return;
+    case ROUTE_LIST:
+        body = request_body(req, &len);
+        sim_api_list(&srv->api, body, len, now, r);
+        return;
+    default:
+        resp_text(r, 404, "Not Found");
+        return;
+    }
+}
+
+static void pending_unlink(struct sim_server *srv, struct pending *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        srv->pending = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+}
+
+/* The delayed answer: 503 for a submit, the real answer otherwise. */
+static void answer_slow(struct sim_server *srv, struct evhttp_request *req,
+                        const struct route *rt)
+{
+    struct sim_resp r;
+
+    resp_init(srv, &r);
+    if (rt->kind == ROUTE_SUBMIT)
+        sim_reply_fault(&r, srv->opts->dialect, SIM_FAULT_SLOW, true, false);
+    else
+        dispatch(srv, req, rt, SIM_FAULT_NONE, &r);
+    respond(srv, req, &r);
+}
+
+static void pending_finish(struct pending *p)
+{
+    pending_unlink(p->srv, p);
+    event_free(p->timer); /* safe from its own callback: not persistent */
+    answer_slow(p->srv, p->req, &p->rt);
+    free(p);
+}
+
+/* libevent timer callback (loop context): the slow delay is over. */
+static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
+{
+    pending_finish(arg);
+}
+
+/*
+ * Holds the reply back for slow_ms. If the client hangs up meanwhile,
+ * evhttp detaches the request from the connection but keeps it until we
+ * reply; evhttp_send_reply() then just frees it.
+ */
+static void defer(struct sim_server *srv, struct evhttp_request *req,
+                  const struct route *rt)
+{
+    struct pending *p;
+    struct event *timer;
+    struct timeval tv;
+
+    p = xcalloc(1, sizeof(*p));
+    timer = evtimer_new(srv->base, on_slow_timer, p);
+    if (timer == NULL) {
+        log_error("slow reply: cannot create a timer; answering now");
+        free(p);
+        answer_slow(srv, req, rt);
+        return;
+    }
+    p->srv = srv;
+    p->req = req;
+    p->rt = *rt;
+    p->timer = timer;
+    p->next = srv->pending;
+    if (srv->pending != NULL)
+        srv->pending->prev = p;
+    srv->pending = p;
+    tv.tv_sec = (time_t)(srv->opts->slow_ms / 1000);
+    tv.tv_usec = (suseconds_t)(srv->opts->slow_ms % 1000) * 1000;
+    if (evtimer_add(timer, &tv) != 0) {
+        log_error("slow reply: cannot arm the timer; answering now");
+        pending_finish(p);
+    }
+}
+
+static void handle_reset(struct sim_server *srv, struct evhttp_request *req,
+                         struct sim_resp *r)
+{
+    const char *uri = evhttp_request_get_uri(req);
+    const char *q = strchr(uri, '?');
+    bool drop = false;
+    size_t len;
+    const char *body = request_body(req, &len);
+    size_t dropped = 0;
+    struct sim_json w;
+
+    if (q != NULL) {
+        struct evkeyvalq args;
+        const char *v;
+
+        TAILQ_INIT(&args);
+        if (evhttp_parse_query_str(q + 1, &args) == 0) {
+            v = evhttp_find_header(&args, "tasks");
+            drop = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+        }
+        evhttp_clear_headers(&args);
+    }
+    if (len > 0) {
+        json_error_t jerr;
+        json_t *root = json_loadb(body, len, 0, &jerr);
+
+        if (json_is_true(json_object_get(root, "tasks")))
+            drop = true;
+        json_decref(root);
+    }
+    if (drop)
+        dropped = sim_table_clear(srv->tasks);
+    sim_stats_reset(srv->stats);
+    log_info("reset: counters zeroed, %zu tasks dropped", dropped);
+    r->status = 200;
+    r->ctype = CT_JSON;
+    sim_json_begin(&w, r->body);
+    sim_json_obj_open(&w);
+    sim_json_key(&w, "reset");
+    sim_json_bool(&w, true);
+    sim_json_key(&w, "tasks_dropped");
+    sim_json_int(&w, (int64_t)dropped);
+    sim_json_obj_close(&w);
+}
+
+static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
+                         const struct route *rt, struct sim_resp *r)
+{
+    char *json;
+
+    switch (rt->kind) {
+    case ROUTE_HEALTH:
+        resp_text(r, 200, "ok");
+        return;
+    case ROUTE_STATS:
+        json = sim_stats_json(srv->stats, sim_table_count(srv->tasks));
+        if (json == NULL) {
+            resp_text(r, 500, "stats: out of memory");
+            return;
+        }
+        r->status = 200;
+        r->ctype = CT_JSON;
+        sim_buf_adds(r->body, json);
+        free(json);
+        return;
+    case ROUTE_RESET:
+        handle_reset(srv, req, r);
+        return;
+    default:
+        resp_text(r, 404, "Not Found");
+        return;
+    }
+}
+
+/* Counts a request that a fault answers before sim_api sees it. */
+static void count_faulted(struct sim_server *srv, const struct route *rt)
+{
+    if (rt->kind == ROUTE_SUBMIT)
+        sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
+    else if (rt->kind == ROUTE_FETCH)
+        sim_stats_add(srv->stats, SIM_CTR_FETCHES, 1);
+    else if (rt->kind == ROUTE_LIST)
+        sim_stats_add(srv->stats, SIM_CTR_BATCH_FETCHES, 1);
+}
+
+/*
+ * evhttp callback for every request (loop context). It answers at once,
+ * except for the slow fault, which hands req to a timer (see defer()).
+ */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct sim_server *srv = arg;
+    struct route rt;
+    struct sim_resp r;
+    enum sim_fault fault = SIM_FAULT_NONE;
+
+    resp_init(srv, &r);
+    parse_route(evhttp_request_get_uri(req), &rt);
+    if (rt.kind == ROUTE_NONE) {
+        resp_text(&r, 404, "Not Found");
+        goto send;
+    }
+    if (evhttp_request_get_command(req) != rt.method) {
+        resp_text(&r, 405, "Method Not Allowed");
+        goto send;
+    }
+    if (rt.kind == ROUTE_HEALTH || rt.kind == ROUTE_STATS ||
+        rt.kind == ROUTE_RESET) {
+        handle_admin(srv, req, &rt, &r);
+        goto send;
+    }
+    if (!authorized(srv, req)) {
+        sim_stats_add(srv->stats, SIM_CTR_AUTH_FAILURES, 1);
+        sim_reply_auth(&r, srv->opts->dialect);
+        goto send;
+    }
+    if (rt.kind != ROUTE_CANCEL)
+        fault =
+            sim_fault_draw(&srv->rng, srv->opts->rate, rt.kind == ROUTE_SUBMIT);
+    switch (fault) {
+    case SIM_FAULT_NONE:
+    case SIM_FAULT_QUEUE_FULL: /* applied by sim_api after validation */
+        break;
+    case SIM_FAULT_SLOW:
+        sim_stats_fault(srv->stats, fault);
+        if (rt.kind == ROUTE_SUBMIT)
+            sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
+        defer(srv, req, &rt);
+        return;
+    default:
+        sim_stats_fault(srv->stats, fault);
+        count_faulted(srv, &rt);
+        sim_reply_fault(&r, srv->opts->dialect, fault, rt.kind == ROUTE_SUBMIT,
+                        sim_rng_chance(&srv->rng, 0.5));
+        goto send;
+    }
+    dispatch(srv, req, &rt, fault, &r);
+send:
+    respond(srv, req, &r);
+}
+
+struct sim_server *sim_server_new(struct event_base *base,
+                                  const struct sim_opts *opts)
+{
+    struct sim_server *srv = xcalloc(1, sizeof(*srv));
+    uint64_t seed = opts->seed;
+
+    srv->base = base;
+    srv->opts = opts;
+    sim_buf_init(&srv->scratch);
+    srv->tasks = sim_table_new((size_t)opts->max_tasks);
+    srv->stats = sim_stats_new();
+    if (srv->stats == NULL) {
+        log_error("sim: out of memory for counters");
+        goto fail;
+    }
+    if (!opts->seed_set)
+        seed = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^
+               (uint64_t)clock_mono_ms();
+    sim_rng_seed(&srv->rng, seed);
+    log_info("fault PRNG seed %llu%s", (unsigned long long)seed,
+             opts->seed_set ? "" : " (time-based; pass --seed to repeat)");
+    if (opts->key != NULL) {
+        size_t n = strlen(opts->key) + sizeof("Bearer ");
+
+        srv->bearer = xmalloc(n);
+        snprintf(srv->bearer, n, "Bearer %s", opts->key);
+    }
+    srv->api.opts = opts;
+    srv->api.tasks = srv->tasks;
+    srv->api.stats = srv->stats;
+    srv->api.rng = &srv->rng;
+    srv->api.timing.duration_ms = opts->duration_ms;
+    srv->api.timing.queue_ms = opts->queue_ms;
+    srv->api.timing.steps = opts->progress_steps;
+
+    srv->http = evhttp_new(base);
+    if (srv->http == NULL) {
+        log_error("sim: evhttp_new failed");
+        goto fail;
+    }
+    evhttp_set_gencb(srv->http, on_request, srv);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+    evhttp_set_max_body_size(srv->http, MAX_BODY);
+    evhttp_set_max_headers_size(srv->http, MAX_HEADERS);
+    evhttp_set_timeout(srv->http, IDLE_SECS);
+    evhttp_set_default_content_type(srv->http, NULL);
+    return srv;
+fail:
+    sim_server_free(srv);
+    return NULL;
+}
+
+int sim_server_listen(struct sim_server *srv, int *port)
+{
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    const char *host = srv->opts->listen_host;
+    int fd = -1;
+    int err = EADDRNOTAVAIL;
+    int rc;
+    int one = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, srv->opts->listen_port, &hints, &res);
+    if (rc != 0) {
+        log_error("listen: cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Accepted sockets inherit it: small replies go out at once. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, BACKLOG) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err;
+        log_error_errno("listen: cannot bind %s:%s", host,
+                        srv->opts->listen_port);
+        return -err;
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        err = errno;
+        log_error_errno("listen: getsockname");
+        close(fd);
+        return -err;
+    }
+    if (ss.ss_family == AF_INET6)
+        *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    /* evhttp owns fd from here (closed by evhttp_free). */
+    if (evhttp_accept_socket_with_handle(srv->http, fd) == NULL) {
+        log_error("listen: evhttp refused the socket");
+        close(fd);
+        return -EIO;
+    }
+    return 0;
+}
+
+void sim_server_free(struct sim_server *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->pending != NULL)
+        pending_finish(srv->pending);
+    if (srv->http != NULL)
+        evhttp_free(srv->http);
+    sim_table_free(srv->tasks);
+    sim_stats_free(srv->stats);
+    sim_buf_release(&srv->scratch);
+    free(srv->bearer);
+    free(srv);
+}
