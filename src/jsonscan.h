@@ -19,4 +19,20 @@
 int jsonscan_member(const char *json, size_t len, const char *key, size_t *off,
                     size_t *vlen);
 
+/*
+ * Returns 0 if json[0..len) is exactly one valid JSON value (RFC 8259:
+ * strict grammar, valid UTF-8, no control characters in strings), with
+ * optional white space around it; -1 otherwise. Nesting deeper than 256
+ * is refused. Allocates nothing: a fetch reply is checked in a few
+ * microseconds, where building a jansson tree costs tens.
+ */
+int jsonscan_valid(const char *json, size_t len);
+
+/*
+ * Decodes the JSON string literal json[0..len) (quotes included) into out
+ * as UTF-8, NUL-terminated, truncated to size - 1 bytes. Returns 0, or -1
+ * if the span is not a well-formed string literal.
+ */
+int jsonscan_string(const char *json, size_t len, char *out, size_t size);
+
 #endif

@@ -294,23 +294,11 @@ void task_result_clear(struct task_result *r)
     r->task = NULL;
 }
 
-void upstream_classify_task(json_t *task, struct task_result *out)
+/* Decides by status only: new-api reports progress 100% on failures. */
+static void classify_status(const char *status, const char *fail,
+                            struct task_result *out)
 {
-    const char *status = str_or(task, "status", NULL);
-    json_t *progress = json_object_get(task, "progress");
-    const char *fail = str_or(task, "failReason", "");
-
-    if (status == NULL) {
-        out->verdict = TASK_RETRY;
-        snprintf(out->reason, sizeof(out->reason),
-                 "garbled task: no \"status\" string");
-        return;
-    }
     snprintf(out->status, sizeof(out->status), "%s", status);
-    if (json_is_string(progress))
-        snprintf(out->progress, sizeof(out->progress), "%s",
-                 json_string_value(progress));
-    /* Decisions by status only: new-api reports 100% on failures. */
     if (strcmp(status, "SUCCESS") == 0) {
         out->verdict = TASK_SUCCESS;
     } else if (strcmp(status, "FAILURE") == 0) {
@@ -328,6 +316,77 @@ void upstream_classify_task(json_t *task, struct task_result *out)
          * server invents: keep polling until the deadline. */
         out->verdict = TASK_RUNNING;
     }
+}
+
+void upstream_classify_task(json_t *task, struct task_result *out)
+{
+    const char *status = str_or(task, "status", NULL);
+    json_t *progress = json_object_get(task, "progress");
+    const char *image = str_or(task, "imageUrl", "");
+
+    if (status == NULL) {
+        out->verdict = TASK_RETRY;
+        snprintf(out->reason, sizeof(out->reason),
+                 "garbled task: no \"status\" string");
+        return;
+    }
+    if (json_is_string(progress))
+        snprintf(out->progress, sizeof(out->progress), "%s",
+                 json_string_value(progress));
+    snprintf(out->image_url, sizeof(out->image_url), "%s", image);
+    classify_status(status, str_or(task, "failReason", ""), out);
+}
+
+/* Copies member key of a validated object: strings decoded, numbers as
+ * written; "" when absent or null. Returns 1 if present and not null. */
+static int member_text(const char *json, size_t len, const char *key, char *out,
+                       size_t size)
+{
+    size_t off, vlen;
+
+    out[0] = '\0';
+    if (jsonscan_member(json, len, key, &off, &vlen) != 0)
+        return 0;
+    if (json[off] == '"')
+        return jsonscan_string(json + off, vlen, out, size) == 0;
+    if ((json[off] >= '0' && json[off] <= '9') && vlen < size) {
+        memcpy(out, json + off, vlen);
+        out[vlen] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * The fetch fast path: the reply is one validated object, and the worker
+ * needs five fields of it, so they are read from the text directly. A
+ * jansson tree of a task with its buttons costs more than the rest of a
+ * poll together (docs/benchmarks.md).
+ */
+static void classify_text(const char *json, size_t len, const char *task_id,
+                          struct task_result *out)
+{
+    char id[64], status[64], fail[sizeof(out->reason)];
+
+    if (member_text(json, len, "id", id, sizeof(id)) &&
+        strcmp(id, task_id) != 0) {
+        out->verdict = TASK_RETRY;
+        snprintf(out->reason, sizeof(out->reason),
+                 "garbled task reply: asked for %s, got %s", task_id, id);
+        return;
+    }
+    if (!member_text(json, len, "status", status, sizeof(status))) {
+        out->verdict = TASK_RETRY;
+        snprintf(out->reason, sizeof(out->reason),
+                 "garbled task: no \"status\" string");
+        return;
+    }
+    member_text(json, len, "progress", out->progress, sizeof(out->progress));
+    member_text(json, len, "failReason", fail, sizeof(fail));
+    member_text(json, len, "imageUrl", out->image_url, sizeof(out->image_url));
+    classify_status(status, fail, out);
+    out->raw = json;
+    out->raw_len = len;
 }
 
 void upstream_classify_fetch(const struct http_response *resp,
@@ -371,19 +430,23 @@ void upstream_classify_fetch(const struct http_response *resp,
         snprintf(out->reason, sizeof(out->reason), "task not found upstream");
         return;
     }
-    root = json_loadb(resp->body, resp->len, 0, &jerr);
-    if (resp->status == 400 && json_is_object(root) &&
-        strstr(str_or(root, "description", ""), "task_no_found") != NULL) {
+    if (resp->status == 400) {
+        root = json_loadb(resp->body, resp->len, 0, &jerr);
+        if (json_is_object(root) &&
+            strstr(str_or(root, "description", ""), "task_no_found") != NULL) {
+            json_decref(root);
+            out->verdict = TASK_NOT_FOUND;
+            snprintf(out->reason, sizeof(out->reason),
+                     "task not found upstream");
+            return;
+        }
         json_decref(root);
-        out->verdict = TASK_NOT_FOUND;
-        snprintf(out->reason, sizeof(out->reason), "task not found upstream");
-        return;
     }
-    if (resp->status != 200 || !json_is_object(root)) {
+    if (resp->status != 200 || jsonscan_valid(resp->body, resp->len) != 0 ||
+        resp->body[i] != '{') {
         char body[256];
 
         snippet(body, sizeof(body), resp->body, resp->len);
-        json_decref(root);
         out->verdict = resp->status >= 400 ? TASK_PERMANENT : TASK_RETRY;
         snprintf(out->reason, sizeof(out->reason),
                  resp->status >= 400 ? "upstream answered HTTP %ld: %s"
@@ -391,23 +454,7 @@ void upstream_classify_fetch(const struct http_response *resp,
                  resp->status, body);
         return;
     }
-    {
-        json_t *id = json_object_get(root, "id");
-        char got[64];
-
-        if (id != NULL && read_task_id(id, got, sizeof(got)) == 0 &&
-            strcmp(got, task_id) != 0) {
-            json_decref(root);
-            out->verdict = TASK_RETRY;
-            snprintf(out->reason, sizeof(out->reason),
-                     "garbled task reply: asked for %s, got %s", task_id, got);
-            return;
-        }
-    }
-    upstream_classify_task(root, out);
-    out->task = root;
-    out->raw = resp->body;
-    out->raw_len = resp->len;
+    classify_text(resp->body, resp->len, task_id, out);
 }
 
 struct upstream *upstream_new(struct event_base *base, const struct config *cfg)

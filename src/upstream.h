@@ -50,10 +50,12 @@ struct task_result {
     char progress[16]; /* "45%", "" if none */
     char reason[512];  /* failReason, or what went wrong */
     long retry_after_ms;
-    json_t *task;    /* new reference to the task object, or NULL */
-    const char *raw; /* the task's JSON text when the reply was that
-                      * one object (borrowed for the callback), or
-                      * NULL: saves re-serialising it */
+    char image_url[2048]; /* imageUrl, "" if none */
+    json_t *task;         /* new reference to the task object, or NULL (a fetch
+                           * sets raw instead) */
+    const char *raw;      /* the task's JSON text when the reply was that
+                           * one object (borrowed for the callback), or
+                           * NULL: saves re-serialising it */
     size_t raw_len;
 };
 

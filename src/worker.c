@@ -588,10 +588,9 @@ static void progress_event(struct job *job, const struct task_result *r)
  * serialising the parsed tree again. */
 static void keep_task(struct job *job, struct task_result *r)
 {
-    json_t *image;
     size_t off, len;
 
-    if (r->task == NULL)
+    if (r->raw == NULL && r->task == NULL)
         return;
     free(job->result_text[0]); /* the previous poll's task */
     if (r->raw != NULL) {
@@ -607,10 +606,8 @@ static void keep_task(struct job *job, struct task_result *r)
         if (r->verdict == TASK_SUCCESS && json_is_array(buttons))
             job->result_text[1] = json_dumps(buttons, JSON_COMPACT);
     }
-    image = json_object_get(r->task, "imageUrl");
-    if (r->verdict == TASK_SUCCESS && json_is_string(image) &&
-        json_string_length(image) > 0)
-        job->result_text[2] = xstrdup(json_string_value(image));
+    if (r->verdict == TASK_SUCCESS && r->image_url[0] != '\0')
+        job->result_text[2] = xstrdup(r->image_url);
     job->result.task = job->result_text[0];
     job->result.buttons = job->result_text[1];
     job->result.image_url = job->result_text[2];

@@ -651,7 +651,7 @@ static void test_fetch_running_statuses(void **state)
         assert_task_verdict(r, TASK_RUNNING);
         assert_string_equal(r.status, cases[i].status);
         assert_string_equal(r.progress, cases[i].progress);
-        assert_non_null(r.task);
+        assert_non_null(r.raw);
         task_result_clear(&r);
         assert_null(r.task);
     }
@@ -680,11 +680,12 @@ static void test_fetch_success(void **state)
     assert_task_verdict(r, TASK_SUCCESS);
     assert_string_equal(r.status, "SUCCESS");
     assert_string_equal(r.progress, "100%");
-    assert_non_null(r.task);
-    assert_string_equal(json_string_value(json_object_get(r.task, "imageUrl")),
-                        "https://cdn.example/x.png");
-    assert_string_equal(json_string_value(json_object_get(r.task, "id")),
-                        TASK_ID);
+    assert_string_equal(r.image_url, "https://cdn.example/x.png");
+    /* The reply's own text is handed on, not a re-serialised tree. */
+    assert_non_null(r.raw);
+    assert_ptr_equal(r.raw, body);
+    assert_int_equal(r.raw_len, strlen(body));
+    assert_null(r.task);
     task_result_clear(&r);
     task_result_clear(&r);
     task_result_clear(NULL);
@@ -716,7 +717,7 @@ static void test_fetch_failure_reason(void **state)
     assert_string_equal(r.status, "FAILURE");
     assert_string_equal(
         r.reason, "[Invalid parameter] Unrecognized parameter(s): `--xx`");
-    assert_non_null(r.task);
+    assert_non_null(r.raw);
     task_result_clear(&r);
 }
 
@@ -946,23 +947,42 @@ static void test_fetch_numeric_task_id_matches(void **state)
     (void)state;
 
     assert_task_verdict(r, TASK_SUCCESS);
-    assert_non_null(r.task);
-    assert_int_equal(json_integer_value(json_object_get(r.task, "id")),
-                     1320098173412546LL);
+    assert_non_null(r.raw);
     task_result_clear(&r);
 }
 
-static void test_fetch_task_is_new_reference(void **state)
+static void test_fetch_escaped_fields_decoded(void **state)
 {
-    char body[512];
-    struct task_result r;
+    struct task_result r =
+        fetch(200, "{\"id\":\"" TASK_ID "\",\"status\":\"FAILURE\","
+                   "\"progress\":\"0%\",\"failReason\":\"\\u53ef\\u80fd "
+                   "\\\"banned\\\"\\n\\ud83d\\ude00\"}");
     (void)state;
 
-    task_json(body, sizeof(body), "IN_PROGRESS", "\"10%\"", "null");
-    r = fetch(200, body);
-    assert_non_null(r.task);
-    assert_int_equal(r.task->refcount, 1);
+    assert_task_verdict(r, TASK_FAILURE);
+    assert_string_equal(r.reason, "可能 \"banned\"\n😀");
     task_result_clear(&r);
+}
+
+static void test_fetch_invalid_json_inside_retry(void **state)
+{
+    /* Structurally plausible but invalid: bad literal, bad escape,
+     * trailing garbage. */
+    static const char *const bodies[] = {
+        "{\"id\":\"" TASK_ID "\",\"status\":\"SUCCESS\",\"x\":tru}",
+        "{\"id\":\"" TASK_ID "\",\"status\":\"SUC\\qCESS\"}",
+        "{\"id\":\"" TASK_ID "\",\"status\":\"SUCCESS\"} x",
+        "{\"id\":\"" TASK_ID "\",\"status\":\"SUCCESS\",}",
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct task_result r = fetch(200, bodies[i]);
+
+        assert_task_verdict(r, TASK_RETRY);
+        assert_null(r.raw);
+        task_result_clear(&r);
+    }
 }
 
 /* ================= classify_task (borrowed task) ================= */
@@ -1078,7 +1098,8 @@ int main(void)
         cmocka_unit_test(test_fetch_not_json_retry),
         cmocka_unit_test(test_fetch_other_task_id_retry),
         cmocka_unit_test(test_fetch_numeric_task_id_matches),
-        cmocka_unit_test(test_fetch_task_is_new_reference),
+        cmocka_unit_test(test_fetch_escaped_fields_decoded),
+        cmocka_unit_test(test_fetch_invalid_json_inside_retry),
         cmocka_unit_test(test_classify_task_borrows),
         cmocka_unit_test(test_classify_task_each_status),
     };
