@@ -345,12 +345,16 @@ static void check_done(struct http *http)
         resp.body = req->resp != NULL ? req->resp : "";
         resp.len = req->resp_len;
         resp.retry_after_ms = req->retry_after_ms;
-        /* Unlink first: the callback may start new requests. */
+        /* Unlink first: the callback may start new requests. The error
+         * text lives in the request, so it is copied out first. */
         {
             http_done_fn *cb = req->cb;
             void *ctx = req->ctx;
             char *body = req->resp;
+            char error[CURL_ERROR_SIZE];
 
+            snprintf(error, sizeof(error), "%s", resp.error);
+            resp.error = error;
             req->resp = NULL;
             request_free(req);
             resp.body = body != NULL ? body : "";

@@ -947,6 +947,9 @@ int store_finish(struct store *s, const struct store_result *r,
                  store_done_fn *cb, void *ctx)
 {
     char results[KEYS_MAX], job[KEYS_MAX];
+    /* Lives until the XADD is sent: its numbers are formatted in it. */
+    struct store_field f[STORE_RESULT_FIELDS];
+    size_t nfields;
     struct args a = {0};
 
     if (!s->cmd.up)
@@ -962,14 +965,10 @@ int store_finish(struct store *s, const struct store_result *r,
     args_add(&a, "~");
     args_addll(&a, s->cfg->results_maxlen);
     args_add(&a, "*");
-    {
-        struct store_field f[STORE_RESULT_FIELDS];
-        size_t n = store_result_fields(r, s->worker, f, STORE_RESULT_FIELDS);
-
-        for (size_t i = 0; i < n; i++) {
-            args_add(&a, f[i].name);
-            args_addn(&a, f[i].value, f[i].len);
-        }
+    nfields = store_result_fields(r, s->worker, f, STORE_RESULT_FIELDS);
+    for (size_t i = 0; i < nfields; i++) {
+        args_add(&a, f[i].name);
+        args_addn(&a, f[i].value, f[i].len);
     }
     send_plain(s, &a);
 

@@ -68,6 +68,7 @@ struct supervisor {
     int life_pipe[2]; /* workers watch [0] for EOF: we died */
     int stopping;     /* SIGTERM seen: no more respawns */
     int stops;        /* signals seen while stopping */
+    int leaving;      /* last events being flushed, then exit */
     int exit_code;
     struct event *sig[5];
     struct event *kill_timer;
@@ -213,6 +214,14 @@ static void child_exited(struct supervisor *sup, pid_t pid, int status)
     }
 }
 
+static void on_flushed(int rc, void *arg)
+{
+    struct supervisor *sup = arg;
+
+    (void)rc;
+    event_base_loopexit(sup->base, NULL);
+}
+
 static void check_done(struct supervisor *sup)
 {
     size_t disabled = 0, active = 0;
@@ -224,7 +233,11 @@ static void check_done(struct supervisor *sup)
             active++;
     }
     if (sup->stopping && live_children(sup) == 0) {
-        event_base_loopexit(sup->base, NULL);
+        /* Leave once Redis has the last events (at once if it is away). */
+        if (!sup->leaving) {
+            sup->leaving = 1;
+            store_retire(sup->store, on_flushed, sup);
+        }
     } else if (!sup->stopping && active == 0 && disabled > 0) {
         log_error("every worker failed its configuration: exiting");
         sup->exit_code = MJQ_EXIT_CONFIG;

@@ -214,6 +214,13 @@ static void classify_envelope(json_t *root, long http, enum job_action action,
     case MJ_VALIDATION:
         if (is_limit_text(desc))
             retry(out, 0, "upstream limit reached: %s", desc);
+        else if ((action == ACTION_ACTION || action == ACTION_MODAL) &&
+                 (strstr(desc, "task_not_found") != NULL ||
+                  strstr(desc, "task_status_not_success") != NULL))
+            permanent(out,
+                      "parent task not found upstream or not finished: "
+                      "%s",
+                      desc);
         else if (strstr(desc, "quota_not_enough") != NULL)
             permanent(out, "upstream account out of quota: %s", desc);
         else

@@ -149,6 +149,28 @@ static int64_t time_left(const struct job *job)
     return job->deadline - clock_mono_ms();
 }
 
+static void resume_one(struct job *job);
+
+/*
+ * A Redis write of this job could not be done. rc -1 (connection lost):
+ * redone from on_store_up() after the reconnect. rc -2 (Redis refused it:
+ * out of memory, read-only replica...): the connection is fine, so retry
+ * on the job's timer with backoff; the deadline does not apply, since
+ * what is pending is publishing an outcome that exists already.
+ */
+static void stall(struct job *job, enum phase what, int rc)
+{
+    job->stalled_in = what;
+    job->phase = PHASE_STALLED;
+    if (rc == -2) {
+        long delay =
+            backoff_retry_delay(500, 10000, job->attempts++, backoff_random());
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+
+        evtimer_add(job->timer, &tv);
+    }
+}
+
 static void job_event(struct job *job, const char *type,
                       const char *const *fields, size_t nfields)
 {
@@ -333,10 +355,8 @@ static void start_job(struct worker *w, struct store_item *item)
     }
     job->phase = PHASE_CLAIM;
     if (store_claim(w->store, job->spec.id, queue,
-                    job_action_name(job->spec.action), on_claimed, job) != 0) {
-        job->stalled_in = PHASE_CLAIM;
-        job->phase = PHASE_STALLED;
-    }
+                    job_action_name(job->spec.action), on_claimed, job) != 0)
+        stall(job, PHASE_CLAIM, -1);
 }
 
 static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
@@ -345,10 +365,9 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
     long timeout_ms;
 
     if (rc != 0) {
-        /* Redo the claim once Redis is back: the script knows our own
-         * record ("mine") if this one did run. */
-        job->stalled_in = PHASE_CLAIM;
-        job->phase = PHASE_STALLED;
+        /* Redo the claim: the script knows our own record ("mine") if
+         * this one did run. */
+        stall(job, PHASE_CLAIM, rc);
         return;
     }
     /* "mine" on a first claim means another copy of this id is already
@@ -690,6 +709,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (job->phase == PHASE_STALLED) {
+        if (store_is_up(job->w->store))
+            resume_one(job);
+        return;
+    }
     if (time_left(job) <= 0 &&
         (job->phase == PHASE_POLL_WAIT || job->phase == PHASE_RETRY_WAIT)) {
         finish(job, "TIMEOUT",
@@ -783,9 +807,8 @@ static void on_finished(int rc, void *arg)
     struct worker *w = job->w;
 
     if (rc != 0) {
-        /* Unknown or refused: check and resend once Redis is back. */
-        job->stalled_in = PHASE_FINISH;
-        job->phase = PHASE_STALLED;
+        /* Unknown or refused: check, then resend. */
+        stall(job, PHASE_FINISH, rc);
         return;
     }
     w->finished++;
@@ -802,8 +825,7 @@ static void on_handed_back(int rc, void *arg)
     struct worker *w = job->w;
 
     if (rc != 0) {
-        job->stalled_in = PHASE_HANDBACK;
-        job->phase = PHASE_STALLED;
+        stall(job, PHASE_HANDBACK, rc);
         return;
     }
     log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
@@ -820,7 +842,7 @@ static void on_still_held(int rc, int held, void *arg)
     struct job *job = arg;
 
     if (rc != 0) {
-        job->phase = PHASE_STALLED; /* try again on the next reconnect */
+        stall(job, job->stalled_in, rc);
         return;
     }
     if (held) {
@@ -846,28 +868,36 @@ static void resume_stalled(struct worker *w)
             record_task(job);
         if (job->phase != PHASE_STALLED)
             continue;
-        switch (job->stalled_in) {
-        case PHASE_CLAIM:
-            job->phase = PHASE_CLAIM;
-            job->reclaiming = 1;
-            if (store_claim(w->store, job->spec.id, w->cfg->queues[job->queue],
-                            job_action_name(job->spec.action), on_claimed,
-                            job) != 0)
-                job->phase = PHASE_STALLED;
-            break;
-        case PHASE_CANCEL:
-            poll_now(job);
-            break;
-        case PHASE_FINISH:
-        case PHASE_HANDBACK:
-            job->phase = job->stalled_in;
-            if (store_still_held(w->store, job->payload, job->payload_len,
-                                 on_still_held, job) != 0)
-                job->phase = PHASE_STALLED;
-            break;
-        default:
-            break;
-        }
+        resume_one(job);
+    }
+}
+
+/* Redoes the Redis step a stalled job is waiting on. */
+static void resume_one(struct job *job)
+{
+    struct worker *w = job->w;
+
+    switch (job->stalled_in) {
+    case PHASE_CLAIM:
+        job->phase = PHASE_CLAIM;
+        job->reclaiming = 1;
+        if (store_claim(w->store, job->spec.id, w->cfg->queues[job->queue],
+                        job_action_name(job->spec.action), on_claimed,
+                        job) != 0)
+            job->phase = PHASE_STALLED;
+        break;
+    case PHASE_CANCEL:
+        poll_now(job);
+        break;
+    case PHASE_FINISH:
+    case PHASE_HANDBACK:
+        job->phase = job->stalled_in;
+        if (store_still_held(w->store, job->payload, job->payload_len,
+                             on_still_held, job) != 0)
+            job->phase = PHASE_STALLED;
+        break;
+    default:
+        break;
     }
 }
 
