@@ -73,9 +73,45 @@ static const char claim_lua[] =
     "return {kind, cancel, f[3] or '', f[4] or '', f[5] or '0',\n"
     "  f[6] or '0', f[7] or '0', owner}\n";
 
-enum script { SCRIPT_TAKE, SCRIPT_CLAIM, SCRIPT_COUNT };
+/*
+ * sweep: ARGV prefix, default queue. For every registered worker whose
+ * heartbeat key is gone, moves each payload of its processing list back
+ * to the oldest end of the queue recorded in the job's record (the
+ * default queue when there is none), then forgets the worker. Atomic, so
+ * several supervisors may run it: the second finds nothing to move. The
+ * claim script then resumes each job (by its task id if it has one).
+ * Returns {moved, dead worker, dead worker...}.
+ */
+static const char sweep_lua[] =
+    "local p = ARGV[1]\n"
+    "local moved = 0\n"
+    "local out = {0}\n"
+    "for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do\n"
+    "  if redis.call('EXISTS', p .. 'worker:' .. w) == 0 then\n"
+    "    local list = p .. 'processing:' .. w\n"
+    "    while true do\n"
+    "      local v = redis.call('LPOP', list)\n"
+    "      if not v then break end\n"
+    "      local q = ARGV[2]\n"
+    "      local ok, job = pcall(cjson.decode, v)\n"
+    "      if ok and type(job) == 'table' and type(job.id) == 'string' then\n"
+    "        local jq = redis.call('HGET', p .. 'job:' .. job.id, 'queue')\n"
+    "        if jq then q = jq end\n"
+    "      end\n"
+    "      redis.call('RPUSH', p .. 'queue:' .. q, v)\n"
+    "      moved = moved + 1\n"
+    "    end\n"
+    "    redis.call('SREM', p .. 'workers', w)\n"
+    "    out[#out + 1] = w\n"
+    "  end\n"
+    "end\n"
+    "out[1] = moved\n"
+    "return out\n";
 
-static const char *const script_text[SCRIPT_COUNT] = {take_lua, claim_lua};
+enum script { SCRIPT_TAKE, SCRIPT_CLAIM, SCRIPT_SWEEP, SCRIPT_COUNT };
+
+static const char *const script_text[SCRIPT_COUNT] = {take_lua, claim_lua,
+                                                      sweep_lua};
 
 struct conn {
     struct store *store;
@@ -108,6 +144,7 @@ struct store {
     char events[KEYS_MAX];
     char heartbeat[KEYS_MAX];
     char heartbeat_prefix[KEYS_MAX];
+    char workers[KEYS_MAX];
     char **queue_keys;
     int freeing;
     unsigned long long commands;
@@ -357,6 +394,7 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     keys_events(s->events, KEYS_MAX, cfg->prefix);
     keys_heartbeat(s->heartbeat, KEYS_MAX, cfg->prefix, worker_id);
     keys_heartbeat(s->heartbeat_prefix, KEYS_MAX, cfg->prefix, "");
+    keys_workers(s->workers, KEYS_MAX, cfg->prefix);
     s->queue_keys = xcalloc(cfg->nqueues, sizeof(char *));
     for (size_t i = 0; i < cfg->nqueues; i++) {
         s->queue_keys[i] = xmalloc(KEYS_MAX);
@@ -1122,6 +1160,52 @@ static int watchdog(struct store *s)
     return 1;
 }
 
+static void on_sweep(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (reply_rc(r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        for (size_t i = 1; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                log_warn("worker %s is gone (no heartbeat): its jobs go "
+                         "back to their queues",
+                         r->element[i]->str);
+        if (r->element[0]->integer > 0)
+            log_warn("recovered %lld jobs from dead workers",
+                     r->element[0]->integer);
+        if (p->cb.done != NULL)
+            p->cb.done((int)r->element[0]->integer, p->ctx);
+    } else {
+        if (r != NULL && r->type == REDIS_REPLY_ERROR)
+            log_error("redis: sweep failed: %s", r->str);
+        check_noscript(p->store, r);
+        if (p->cb.done != NULL)
+            p->cb.done(r == NULL ? -1 : -2, p->ctx);
+    }
+    free(p);
+}
+
+int store_sweep(struct store *s, store_done_fn *cb, void *ctx)
+{
+    struct args a = {0};
+    struct pending *p;
+
+    args_add(&a, "EVALSHA");
+    args_add(&a, s->sha[SCRIPT_SWEEP]);
+    args_add(&a, "0");
+    args_add(&a, s->cfg->prefix);
+    args_add(&a, s->cfg->queues[0]);
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_sweep, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
 void store_heartbeat(struct store *s, const char *info)
 {
     struct args a = {0};
@@ -1136,6 +1220,13 @@ void store_heartbeat(struct store *s, const char *info)
     args_addll(&a, s->cfg->heartbeat_ttl_ms);
     if (send_args(&s->cmd, on_heartbeat, s, &a) == 0)
         s->hb_sent_ms = clock_mono_ms();
+    /* The registry the sweep walks: a worker stays in it until the sweep
+     * has seen its heartbeat gone and emptied its processing list. */
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "SADD");
+    args_add(&a, s->workers);
+    args_add(&a, s->worker);
+    send_plain(s, &a);
 }
 
 void store_retire(struct store *s, store_done_fn *cb, void *ctx)

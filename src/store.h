@@ -204,8 +204,16 @@ int store_handback(struct store *s, const char *id, int claimed,
                    void *ctx);
 
 /* Refreshes this worker's heartbeat key (TTL heartbeat_ttl_ms) with a
- * short JSON description of the worker. */
+ * short JSON description of the worker, and keeps the worker in the
+ * registry (<prefix>workers) that the sweep walks. */
 void store_heartbeat(struct store *s, const char *info);
+
+/*
+ * Recovery: returns the jobs of every registered worker whose heartbeat
+ * has expired to their queues (see the sweep script in store.c). cb gets
+ * the number of jobs moved (>= 0), or -1/-2. Run by supervisors.
+ */
+int store_sweep(struct store *s, store_done_fn *cb, void *ctx);
 
 /* Removes the heartbeat; called after a clean drain. */
 void store_retire(struct store *s, store_done_fn *cb, void *ctx);

@@ -72,6 +72,7 @@ struct supervisor {
     int exit_code;
     struct event *sig[5];
     struct event *kill_timer;
+    struct event *sweep_timer; /* recovery of dead workers' jobs */
 };
 
 static void emit(struct supervisor *sup, const char *type,
@@ -368,6 +369,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Every heartbeat period: give back the jobs of workers whose heartbeat
+ * expired (here or in any other pod: the sweep is global and atomic). */
+static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct supervisor *sup = arg;
+
+    (void)fd;
+    (void)what;
+    if (store_is_up(sup->store))
+        store_sweep(sup->store, NULL, NULL);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -436,6 +449,14 @@ static int run(struct supervisor *sup)
     sup->store =
         store_new(sup->base, &sup->cfg, sup->id, 0, on_store_up, NULL, sup);
 
+    {
+        struct timeval tv = {sup->cfg.heartbeat_ms / 1000,
+                             (sup->cfg.heartbeat_ms % 1000) * 1000};
+
+        sup->sweep_timer =
+            event_new(sup->base, -1, EV_PERSIST, on_sweep_timer, sup);
+        evtimer_add(sup->sweep_timer, &tv);
+    }
     log_info("supervisor started: %d workers", sup->cfg.workers);
     for (int i = 0; i < sup->cfg.workers; i++)
         spawn(sup, free_slot(sup));
@@ -452,6 +473,7 @@ static int run(struct supervisor *sup)
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         event_free(sup->sig[i]);
     event_free(sup->kill_timer);
+    event_free(sup->sweep_timer);
     event_base_free(sup->base);
     close(sup->life_pipe[0]);
     close(sup->life_pipe[1]);
