@@ -19,14 +19,24 @@ struct http {
     struct event *timer;       /* libcurl's single timeout */
     CURL *pool[HTTP_POOL_MAX]; /* idle easy handles */
     size_t npool;
-    size_t in_flight;
+    size_t in_flight;  /* transfers handed to libcurl */
+    size_t max_active; /* cap on in_flight; 0: none */
     unsigned long long total;
-    struct http_request *requests; /* in flight, for http_free */
+    struct http_request *requests;              /* in flight, for http_free */
+    struct http_request *wait_head, *wait_tail; /* FIFO beyond the cap */
+    size_t waiting;
 };
 
 struct http_request {
     struct http *http;
-    struct http_request *prev, *next; /* http->requests */
+    struct http_request *prev, *next; /* http->requests or the wait FIFO */
+    int started;                      /* handed to libcurl */
+    /* What to send, kept while the request waits for a transfer slot. */
+    char *url;
+    struct curl_slist *headers;
+    int post;
+    size_t len;
+    long timeout_ms, connect_timeout_ms;
     CURL *easy;
     http_done_fn *cb;
     void *ctx;
@@ -184,6 +194,7 @@ struct http *http_new(struct event_base *base, long max_connections)
     curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
+    http->max_active = max_connections > 0 ? (size_t)max_connections : 0;
     if (max_connections > 0) {
         curl_multi_setopt(http->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                           max_connections);
@@ -199,20 +210,33 @@ static void request_free(struct http_request *req)
 {
     struct http *http = req->http;
 
-    curl_multi_remove_handle(http->multi, req->easy);
-    if (http->npool < HTTP_POOL_MAX) {
-        curl_easy_reset(req->easy);
-        http->pool[http->npool++] = req->easy;
+    if (req->started) {
+        curl_multi_remove_handle(http->multi, req->easy);
+        if (http->npool < HTTP_POOL_MAX) {
+            curl_easy_reset(req->easy);
+            http->pool[http->npool++] = req->easy;
+        } else {
+            curl_easy_cleanup(req->easy);
+        }
+        http->in_flight--;
+        if (req->prev != NULL)
+            req->prev->next = req->next;
+        else
+            http->requests = req->next;
+        if (req->next != NULL)
+            req->next->prev = req->prev;
     } else {
-        curl_easy_cleanup(req->easy);
+        if (req->prev != NULL)
+            req->prev->next = req->next;
+        else
+            http->wait_head = req->next;
+        if (req->next != NULL)
+            req->next->prev = req->prev;
+        else
+            http->wait_tail = req->prev;
+        http->waiting--;
     }
-    http->in_flight--;
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else
-        http->requests = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+    free(req->url);
     free(req->body);
     free(req->resp);
     free(req);
@@ -224,6 +248,8 @@ void http_free(struct http *http)
         return;
     while (http->requests != NULL)
         request_free(http->requests);
+    while (http->wait_head != NULL)
+        request_free(http->wait_head);
     for (size_t i = 0; i < http->npool; i++)
         curl_easy_cleanup(http->pool[i]);
     curl_multi_cleanup(http->multi);
@@ -231,30 +257,18 @@ void http_free(struct http *http)
     free(http);
 }
 
-struct http_request *http_start(struct http *http, const char *method,
-                                const char *url, struct curl_slist *headers,
-                                char *body, size_t len, long timeout_ms,
-                                long connect_timeout_ms, http_done_fn *cb,
-                                void *ctx)
+/* Hands a request to libcurl. Returns 0, or -1 if libcurl refused it
+ * (the request is then untouched). */
+static int begin(struct http_request *req)
 {
-    struct http_request *req;
+    struct http *http = req->http;
     CURL *easy;
 
     easy = http->npool > 0 ? http->pool[--http->npool] : curl_easy_init();
-    if (easy == NULL) {
-        free(body);
-        return NULL;
-    }
-    req = xcalloc(1, sizeof(*req));
-    req->http = http;
-    req->easy = easy;
-    req->cb = cb;
-    req->ctx = ctx;
-    req->body = body;
-    req->retry_after_ms = -1;
-
-    curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    if (easy == NULL)
+        return -1;
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
@@ -262,33 +276,109 @@ struct http_request *http_start(struct http *http, const char *method,
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     /* MJ replies are a few kilobytes: a small receive buffer per handle
      * keeps thousands of jobs cheap. */
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
     /* TLS verification stays at libcurl's default: on. */
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (strcmp(method, "POST") == 0) {
+    if (req->post) {
         curl_easy_setopt(easy, CURLOPT_POST, 1L);
         /* Owned until the request ends: no copy of large job bodies. */
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         req->body != NULL ? req->body : "");
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(body != NULL ? len : 0));
+                         (curl_off_t)(req->body != NULL ? req->len : 0));
     }
     if (curl_multi_add_handle(http->multi, easy) != CURLM_OK) {
         curl_easy_cleanup(easy);
-        free(req->body);
-        free(req);
-        return NULL;
+        return -1;
     }
+    req->easy = easy;
+    req->started = 1;
+    req->prev = NULL;
     req->next = http->requests;
     if (req->next != NULL)
         req->next->prev = req;
     http->requests = req;
     http->in_flight++;
+    return 0;
+}
+
+/* Starts waiting requests while there is room. Not from libcurl's
+ * callbacks. */
+static void pump(struct http *http)
+{
+    while (http->wait_head != NULL &&
+           (http->max_active == 0 || http->in_flight < http->max_active)) {
+        struct http_request *req = http->wait_head;
+
+        http->wait_head = req->next;
+        if (http->wait_head != NULL)
+            http->wait_head->prev = NULL;
+        else
+            http->wait_tail = NULL;
+        http->waiting--;
+        if (begin(req) != 0) {
+            /* Put it back and try again after the next completion. */
+            req->prev = NULL;
+            req->next = http->wait_head;
+            if (http->wait_head != NULL)
+                http->wait_head->prev = req;
+            else
+                http->wait_tail = req;
+            http->wait_head = req;
+            http->waiting++;
+            return;
+        }
+    }
+}
+
+/*
+ * At most max_active transfers are handed to libcurl; the rest wait here
+ * as a few bytes each. Handing libcurl thousands of easy handles at once
+ * (10,000 jobs submitting together) would allocate their buffers all at
+ * once and leave the heap high for good.
+ */
+struct http_request *http_start(struct http *http, const char *method,
+                                const char *url, struct curl_slist *headers,
+                                char *body, size_t len, long timeout_ms,
+                                long connect_timeout_ms, http_done_fn *cb,
+                                void *ctx)
+{
+    struct http_request *req = xcalloc(1, sizeof(*req));
+
+    req->http = http;
+    req->cb = cb;
+    req->ctx = ctx;
+    req->body = body;
+    req->len = len;
+    req->url = xstrdup(url);
+    req->headers = headers;
+    req->post = strcmp(method, "POST") == 0;
+    req->timeout_ms = timeout_ms;
+    req->connect_timeout_ms = connect_timeout_ms;
+    req->retry_after_ms = -1;
     http->total++;
+    if (http->max_active == 0 || http->in_flight < http->max_active) {
+        if (begin(req) != 0) {
+            http->total--;
+            free(req->url);
+            free(req->body);
+            free(req);
+            return NULL;
+        }
+        return req;
+    }
+    req->prev = http->wait_tail;
+    if (http->wait_tail != NULL)
+        http->wait_tail->next = req;
+    else
+        http->wait_head = req;
+    http->wait_tail = req;
+    http->waiting++;
     return req;
 }
 
@@ -299,13 +389,18 @@ void *http_request_ctx(const struct http_request *req)
 
 void http_cancel(struct http_request *req)
 {
-    if (req != NULL)
-        request_free(req);
+    struct http *http;
+
+    if (req == NULL)
+        return;
+    http = req->http;
+    request_free(req);
+    pump(http);
 }
 
 size_t http_in_flight(const struct http *http)
 {
-    return http->in_flight;
+    return http->in_flight + http->waiting;
 }
 
 unsigned long long http_requests_total(const struct http *http)
@@ -362,4 +457,5 @@ static void check_done(struct http *http)
             free(body);
         }
     }
+    pump(http);
 }

@@ -89,6 +89,7 @@ struct job {
     /* The result, kept until Redis has it (see finish()). */
     struct store_result result;
     char *result_text[4]; /* owned strings inside result */
+    size_t task_cap;      /* bytes allocated for result_text[0] */
     char fail_reason[600];
     char invalid_action[16]; /* INVALID: the action, if readable */
     enum phase stalled_in;   /* what to redo when PHASE_STALLED */
@@ -611,9 +612,16 @@ static void keep_task(struct job *job, struct task_result *r)
 
     if (r->raw == NULL && r->task == NULL)
         return;
-    free(job->result_text[0]); /* the previous poll's task */
     if (r->raw != NULL) {
-        job->result_text[0] = xmemdup(r->raw, r->raw_len);
+        /* Each poll overwrites the previous poll's copy in place: freeing
+         * and allocating thousands of long-lived copies per second
+         * fragments the heap (docs/benchmarks.md). */
+        if (r->raw_len + 1 > job->task_cap) {
+            job->result_text[0] = xrealloc(job->result_text[0], r->raw_len + 1);
+            job->task_cap = r->raw_len + 1;
+        }
+        memcpy(job->result_text[0], r->raw, r->raw_len);
+        job->result_text[0][r->raw_len] = '\0';
         if (r->verdict == TASK_SUCCESS &&
             jsonscan_member(r->raw, r->raw_len, "buttons", &off, &len) == 0 &&
             len > 0 && r->raw[off] == '[')
@@ -621,7 +629,10 @@ static void keep_task(struct job *job, struct task_result *r)
     } else {
         json_t *buttons = json_object_get(r->task, "buttons");
 
+        free(job->result_text[0]);
         job->result_text[0] = json_dumps(r->task, JSON_COMPACT);
+        job->task_cap =
+            job->result_text[0] ? strlen(job->result_text[0]) + 1 : 0;
         if (r->verdict == TASK_SUCCESS && json_is_array(buttons))
             job->result_text[1] = json_dumps(buttons, JSON_COMPACT);
     }
