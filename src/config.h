@@ -67,6 +67,8 @@ struct config {
     long retry_base_ms;       /* first retry delay, default 1000 */
     long retry_max_ms;        /* retry delay cap, default 30000 */
     int lost_after_not_found; /* not-found fetches before "lost", 3 */
+    int max_recoveries;       /* take-overs from dead workers before the
+                               * job fails "recovered N times", 3 */
     long heartbeat_ms;        /* heartbeat period, default 2000 */
     long heartbeat_ttl_ms;    /* heartbeat key TTL, default 6000 */
     long shutdown_timeout_s;  /* drain budget on SIGTERM, default 10 */

@@ -51,6 +51,7 @@ struct slot {
     int retiring;      /* replaced by a reload: do not respawn */
     int64_t started;   /* monotonic ms of the last spawn */
     unsigned failures; /* consecutive early deaths */
+    long delay_ms;     /* delay of the pending restart */
     struct event *restart;
 };
 
@@ -143,8 +144,9 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
 {
     struct slot *slot = arg;
     struct supervisor *sup = slot->sup;
-    char pid[24];
-    const char *fields[] = {"pid", pid};
+    char pid[24], delay[24], failures[24];
+    const char *fields[] = {"pid", pid,        "delay_ms",
+                            delay, "failures", failures};
 
     (void)fd;
     (void)what;
@@ -152,7 +154,9 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
         return;
     spawn(sup, slot);
     snprintf(pid, sizeof(pid), "%ld", (long)slot->pid);
-    emit(sup, "worker_respawned", fields, 1);
+    snprintf(delay, sizeof(delay), "%ld", slot->delay_ms);
+    snprintf(failures, sizeof(failures), "%u", slot->failures);
+    emit(sup, "worker_respawned", fields, 3);
 }
 
 static void schedule_restart(struct supervisor *sup, struct slot *slot)
@@ -169,6 +173,7 @@ static void schedule_restart(struct supervisor *sup, struct slot *slot)
         early ? RESPAWN_EARLY_BASE_MS : RESPAWN_BASE_MS, RESPAWN_MAX_MS,
         slot->failures ? slot->failures - 1 : 0, backoff_random());
     slot->state = SLOT_WAITING;
+    slot->delay_ms = delay;
     if (slot->restart == NULL)
         slot->restart = evtimer_new(sup->base, on_restart, slot);
     tv.tv_sec = delay / 1000;

@@ -395,10 +395,29 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         job->submits = info->submits;
         job->polls = info->polls;
         if (info->kind == CLAIM_RESUME && info->owner[0] != '\0') {
-            const char *fields[] = {"from", info->owner, "task_id",
-                                    job->task_id};
+            /* Taken over from a dead worker (the claim counted it). */
+            long recoveries = info->recoveries + 1;
+            char count[24];
+            const char *fields[] = {"from", info->owner, "recoveries",
+                                    count,  "task_id",   job->task_id};
 
-            job_event(job, "recovered", fields, job->task_id[0] ? 2 : 1);
+            snprintf(count, sizeof(count), "%ld", recoveries);
+            job_event(job, "recovered", fields, job->task_id[0] ? 3 : 2);
+            log_job_warn(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                         "recovered from dead worker %s (%ld time%s)",
+                         info->owner, recoveries, recoveries == 1 ? "" : "s");
+            if (recoveries > job->w->cfg->max_recoveries) {
+                /* A payload that keeps killing its workers must stop. */
+                char reason[200];
+
+                snprintf(reason, sizeof(reason),
+                         "recovered %ld times from dead workers (limit %d): "
+                         "given up; payload kept on the dead stream",
+                         recoveries, job->w->cfg->max_recoveries);
+                job->result.dead = 1;
+                finish(job, "FAILURE", reason);
+                return;
+            }
         }
     }
     timeout_ms = job->spec.timeout_ms > 0 ? job->spec.timeout_ms

@@ -1297,6 +1297,7 @@ static void test_dump(void **state)
                            "worker.retry_base_ms = 1000\n"
                            "worker.retry_max_ms = 30000\n"
                            "worker.lost_after_not_found = 3\n"
+                           "worker.max_recoveries = 3\n"
                            "worker.heartbeat_ms = 2000\n"
                            "worker.heartbeat_ttl_ms = 6000\n"
                            "worker.shutdown_timeout_s = 10\n"
