@@ -134,11 +134,13 @@ struct store {
     struct conn *blocking; /* one per queue */
     store_take_fn *wait_cb;
     void *wait_ctx;
-    int wanting;        /* store_wait was called and not yet satisfied */
-    int takes_pending;  /* batch takes awaiting their reply */
-    int64_t hb_sent_ms; /* monotonic time of the unanswered heartbeat,
-                         * 0 when answered: the watchdog */
-    int maybe_orphans;  /* a take reply may have been lost */
+    int wanting;               /* store_wait was called and not yet satisfied */
+    int takes_pending;         /* batch takes awaiting their reply */
+    int64_t hb_sent_ms;        /* monotonic time of the unanswered heartbeat,
+                                * 0 when answered: the watchdog */
+    int hb_alive;              /* a heartbeat of ours was confirmed */
+    store_notify_fn *on_lapse; /* our heartbeat had expired */
+    int maybe_orphans;         /* a take reply may have been lost */
     char sha[SCRIPT_COUNT][41];
     char processing[KEYS_MAX];
     char events[KEYS_MAX];
@@ -654,6 +656,8 @@ static void on_blocking_take(redisAsyncContext *ac, void *reply, void *priv)
         s->wanting = 0;
         if (s->wait_cb != NULL)
             deliver_items(s->wait_cb, s->wait_ctx, r, c->queue);
+    } else if (s->wanting) {
+        arm_blocking(c); /* timed out with nothing: wait again */
     }
 }
 
@@ -661,6 +665,7 @@ static void arm_blocking(struct conn *c)
 {
     struct store *s = c->store;
     struct args a = {0};
+    char timeout[32];
 
     if (c->armed || !c->up)
         return;
@@ -669,7 +674,12 @@ static void arm_blocking(struct conn *c)
     args_add(&a, s->processing);
     args_add(&a, "RIGHT");
     args_add(&a, "LEFT");
-    args_add(&a, "0");
+    /* Bounded by half the heartbeat TTL: a worker silent long enough to be
+     * swept (frozen, or cut off) has no blocking move left in Redis that
+     * could pull a recovered job back into its list. */
+    snprintf(timeout, sizeof(timeout), "%.3f",
+             (double)s->cfg->heartbeat_ttl_ms / 2000.0);
+    args_add(&a, timeout);
     if (send_args(c, on_blocking_take, c, &a) == 0)
         c->armed = 1;
 }
@@ -883,6 +893,49 @@ static int send_flag(struct store *s, const struct args *a, store_flag_fn *cb,
     struct pending *p = pending_new(s, cb, ctx);
 
     if (send_args(&s->cmd, on_flag, p, a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
+void store_on_lapse(struct store *s, store_notify_fn *cb)
+{
+    s->on_lapse = cb;
+}
+
+static void on_owner(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    /* set = someone else owns or finished the record. */
+    p->cb.flag(rc,
+               rc == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                   ((r->element[0]->type == REDIS_REPLY_STRING &&
+                     strcmp(r->element[0]->str, p->store->worker) != 0) ||
+                    (r->element[1]->type == REDIS_REPLY_STRING &&
+                     strcmp(r->element[1]->str, "done") == 0)),
+               p->ctx);
+    free(p);
+}
+
+int store_taken_over(struct store *s, const char *id, store_flag_fn *cb,
+                     void *ctx)
+{
+    char job[KEYS_MAX];
+    struct args a = {0};
+    struct pending *p;
+
+    keys_job(job, sizeof(job), s->cfg->prefix, id);
+    args_add(&a, "HMGET");
+    args_add(&a, job);
+    args_add(&a, "owner");
+    args_add(&a, "state");
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_owner, p, &a) != 0) {
         free(p);
         return -1;
     }
@@ -1133,10 +1186,20 @@ int store_handback(struct store *s, const char *id, int claimed,
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct store *s = priv;
+    redisReply *r = reply;
 
     (void)ac;
-    if (reply != NULL)
-        s->hb_sent_ms = 0;
+    if (r == NULL)
+        return;
+    s->hb_sent_ms = 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        return;
+    /* SET ... GET answers the previous value: nil once we had a
+     * heartbeat means it expired, and a sweep may have given our jobs
+     * to other workers. */
+    if (r->type == REDIS_REPLY_NIL && s->hb_alive && s->on_lapse != NULL)
+        s->on_lapse(s->ctx);
+    s->hb_alive = 1;
 }
 
 /*
@@ -1218,6 +1281,7 @@ void store_heartbeat(struct store *s, const char *info)
     args_add(&a, info);
     args_add(&a, "PX");
     args_addll(&a, s->cfg->heartbeat_ttl_ms);
+    args_add(&a, "GET");
     if (send_args(&s->cmd, on_heartbeat, s, &a) == 0)
         s->hb_sent_ms = clock_mono_ms();
     /* The registry the sweep walks: a worker stays in it until the sweep

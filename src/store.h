@@ -116,6 +116,17 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
  */
 void store_free(struct store *s);
 
+/*
+ * cb runs when a heartbeat finds that our previous heartbeat had expired:
+ * a supervisor's sweep may have handed our jobs to other workers. The
+ * worker then checks each job with store_taken_over().
+ */
+void store_on_lapse(struct store *s, store_notify_fn *cb);
+
+/* Reads job id's record: set = it is owned by another worker or done. */
+int store_taken_over(struct store *s, const char *id, store_flag_fn *cb,
+                     void *ctx);
+
 /* 1 when the command connection is ready. */
 int store_is_up(const struct store *s);
 

@@ -69,6 +69,8 @@ struct job {
     struct job_spec spec; /* parsed payload; spec.body freed once sent */
     int claimed;          /* the job record is ours */
     int reclaiming;       /* claim resent after its reply was lost */
+    int pending;          /* store commands whose callback has this job */
+    int abandoned;        /* taken over elsewhere: freed once pending is 0 */
     char task_id[64];     /* upstream task id, "" until accepted */
     int task_unrecorded;  /* task_id not yet confirmed in Redis */
 
@@ -197,6 +199,26 @@ static void job_free(struct job *job)
         free(job->result_text[i]);
     free(job->payload);
     free(job);
+}
+
+/*
+ * Every store callback that carries a job starts with settle(): it counts
+ * the reply in, and finishes off a job that was abandoned meanwhile (a
+ * job is only freed when no store reply can still reach it).
+ */
+static int settle(struct job *job)
+{
+    struct worker *w = job->w;
+
+    job->pending--;
+    if (!job->abandoned)
+        return 0;
+    if (job->pending == 0) {
+        job_free(job);
+        take_more(w);
+        maybe_exit(w);
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -358,6 +380,18 @@ static void start_job(struct worker *w, struct store_item *item)
     if (store_claim(w->store, job->spec.id, queue,
                     job_action_name(job->spec.action), on_claimed, job) != 0)
         stall(job, PHASE_CLAIM, -1);
+    else
+        job->pending++;
+}
+
+/* 1 if another job in memory has the same id (a duplicate payload). */
+static int holds_other_copy(const struct job *job)
+{
+    for (const struct job *o = job->w->jobs; o != NULL; o = o->next)
+        if (o != job && o->claimed && !o->abandoned &&
+            strcmp(o->spec.id, job->spec.id) == 0)
+            return 1;
+    return 0;
 }
 
 static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
@@ -365,16 +399,20 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
     struct job *job = arg;
     long timeout_ms;
 
+    if (settle(job))
+        return;
     if (rc != 0) {
         /* Redo the claim: the script knows our own record ("mine") if
          * this one did run. */
         stall(job, PHASE_CLAIM, rc);
         return;
     }
-    /* "mine" on a first claim means another copy of this id is already
-     * running here; only a resent claim may find its own record. */
+    /* "mine" on a first claim: another copy of this id running here is a
+     * duplicate; with no such copy the record is ours from before (a take
+     * reply that arrived after our heartbeat lapsed), so resume it. */
     if (info->kind == CLAIM_DONE || info->kind == CLAIM_BUSY ||
-        (info->kind == CLAIM_MINE && !job->reclaiming)) {
+        (info->kind == CLAIM_MINE && !job->reclaiming &&
+         holds_other_copy(job))) {
         char reason[300];
 
         snprintf(reason, sizeof(reason),
@@ -472,6 +510,8 @@ static void on_task_recorded(int rc, void *arg)
 {
     struct job *job = arg;
 
+    if (settle(job))
+        return;
     if (rc == 0)
         job->task_unrecorded = 0;
 }
@@ -482,8 +522,9 @@ static void on_task_recorded(int rc, void *arg)
 static void record_task(struct job *job)
 {
     job->task_unrecorded = 1;
-    store_submitted(job->w->store, job->spec.id, job->task_id, job->submits,
-                    on_task_recorded, job);
+    if (store_submitted(job->w->store, job->spec.id, job->task_id, job->submits,
+                        on_task_recorded, job) == 0)
+        job->pending++;
 }
 
 static void retry_later(struct job *job, const char *reason,
@@ -580,6 +621,7 @@ static void poll_now(struct job *job)
     /* The cancel flag is read before every fetch, so SET mjq:cancel:<id>
      * takes effect within one poll interval. */
     job->phase = PHASE_CANCEL;
+    job->pending++;
     if (store_cancel_requested(job->w->store, job->spec.id, on_cancel_flag,
                                job) != 0)
         on_cancel_flag(-1, 0, job); /* Redis away: poll anyway */
@@ -590,6 +632,8 @@ static void on_cancel_flag(int rc, int set, void *arg)
     struct job *job = arg;
     struct worker *w = job->w;
 
+    if (settle(job))
+        return;
     /* rc != 0: the flag could not be read (Redis away); keep polling
      * upstream so the job still ends, and read it on the next poll. */
     if (rc == 0 && set) {
@@ -785,6 +829,8 @@ static void send_result(struct job *job)
         job->result.finished_ms = clock_wall_ms();
         rc = store_finish(job->w->store, &job->result, on_finished, job);
     }
+    if (rc == 0)
+        job->pending++;
     if (rc != 0) {
         job->stalled_in = job->phase;
         job->phase = PHASE_STALLED;
@@ -836,6 +882,8 @@ static void on_finished(int rc, void *arg)
     struct job *job = arg;
     struct worker *w = job->w;
 
+    if (settle(job))
+        return;
     if (rc != 0) {
         /* Unknown or refused: check, then resend. */
         stall(job, PHASE_FINISH, rc);
@@ -854,6 +902,8 @@ static void on_handed_back(int rc, void *arg)
     struct job *job = arg;
     struct worker *w = job->w;
 
+    if (settle(job))
+        return;
     if (rc != 0) {
         stall(job, PHASE_HANDBACK, rc);
         return;
@@ -871,6 +921,8 @@ static void on_still_held(int rc, int held, void *arg)
 {
     struct job *job = arg;
 
+    if (settle(job))
+        return;
     if (rc != 0) {
         stall(job, job->stalled_in, rc);
         return;
@@ -915,6 +967,8 @@ static void resume_one(struct job *job)
                         job_action_name(job->spec.action), on_claimed,
                         job) != 0)
             job->phase = PHASE_STALLED;
+        else
+            job->pending++;
         break;
     case PHASE_CANCEL:
         poll_now(job);
@@ -925,10 +979,76 @@ static void resume_one(struct job *job)
         if (store_still_held(w->store, job->payload, job->payload_len,
                              on_still_held, job) != 0)
             job->phase = PHASE_STALLED;
+        else
+            job->pending++;
         break;
     default:
         break;
     }
+}
+
+/*
+ * Our heartbeat had expired (this worker was cut off from Redis, or
+ * stopped, for longer than heartbeat_ttl_ms), so a supervisor's sweep may
+ * have handed our jobs to other workers. A job whose payload left our
+ * processing list and whose record another worker now owns (or finished)
+ * is dropped here without a result: its new owner publishes it.
+ */
+static void on_taken_over(int rc, int set, void *arg)
+{
+    struct job *job = arg;
+
+    if (settle(job))
+        return;
+    if (rc != 0 || !set || job->phase == PHASE_FINISH ||
+        job->phase == PHASE_HANDBACK || job->phase == PHASE_STALLED)
+        return;
+    log_job_warn(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                 "taken over by another worker while our heartbeat had "
+                 "expired: dropped here, its new owner finishes it");
+    job->abandoned = 1;
+    evtimer_del(job->timer);
+    upstream_cancel(job->http);
+    job->http = NULL;
+    if (job->pending == 0) {
+        struct worker *w = job->w;
+
+        job_free(job);
+        take_more(w);
+        maybe_exit(w);
+    }
+}
+
+static void on_lapse_listed(int rc, struct store_item *items, size_t n,
+                            void *arg)
+{
+    struct worker *w = arg;
+
+    if (rc != 0)
+        return;
+    for (struct job *job = w->jobs; job != NULL; job = job->next) {
+        int held = 0;
+
+        if (!job->claimed || job->abandoned || job->phase == PHASE_CLAIM ||
+            job->phase == PHASE_FINISH || job->phase == PHASE_HANDBACK ||
+            job->phase == PHASE_STALLED)
+            continue;
+        for (size_t i = 0; i < n && !held; i++)
+            held = items[i].len == job->payload_len &&
+                   memcmp(items[i].payload, job->payload, items[i].len) == 0;
+        if (!held &&
+            store_taken_over(w->store, job->spec.id, on_taken_over, job) == 0)
+            job->pending++;
+    }
+}
+
+static void on_lapse(void *arg)
+{
+    struct worker *w = arg;
+
+    log_warn("our heartbeat had expired: checking for jobs taken over by "
+             "other workers");
+    store_list_held(w->store, on_lapse_listed, w);
 }
 
 static void send_heartbeat(struct worker *w)
@@ -1136,6 +1256,7 @@ static int run(struct config *cfg)
         return 1;
     }
     w.store = store_new(w.base, cfg, w.id, 1, on_store_up, on_store_down, &w);
+    store_on_lapse(w.store, on_lapse);
     w.sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
     w.sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
     w.sighup = evsignal_new(w.base, SIGHUP, on_signal, &w);
