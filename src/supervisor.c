@@ -247,7 +247,10 @@ static void check_done(struct supervisor *sup)
     } else if (!sup->stopping && active == 0 && disabled > 0) {
         log_error("every worker failed its configuration: exiting");
         sup->exit_code = MJQ_EXIT_CONFIG;
-        event_base_loopexit(sup->base, NULL);
+        if (!sup->leaving) {
+            sup->leaving = 1;
+            store_retire(sup->store, on_flushed, sup); /* events first */
+        }
     }
 }
 
