@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ctest-timeout: 120
-# Redis restarts (AOF, fsync always) while 100 jobs are in flight: the
+# Redis restarts (AOF, fsync always) while 200 jobs are in flight: the
 # worker stays up, reconnects, and every job still gets exactly one result
 # and exactly one accepted submit upstream. Jobs pushed after the restart
 # are taken too. Then, deterministically: a result transaction that Redis
@@ -9,7 +9,7 @@
 e2e_init
 start_redis --appendonly yes --appendfsync always
 start_sim --duration-ms 3000
-N=100
+N=200
 M=20
 Q=mjq:queue:default
 
