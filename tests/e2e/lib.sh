@@ -58,6 +58,13 @@
 #   wait_results N SECS [STREAM]  wait until the stream holds >= N entries
 #   enqueue_json JSON [QUEUE]     LPUSH JSON onto ${MJQ_PREFIX}queue:QUEUE
 #   cpu_ticks NAME|PID            utime+stime of the process, in clock ticks
+#   wait_alive NAME SECS DESC CMD...  wait_until, failing at once if NAME died
+#   events_of TYPE                events of TYPE as JSON objects, one a line
+#   results_jsonl                 every result entry as a JSON object, a line
+#   push_jobs PREFIX COUNT        LPUSH imagine jobs PREFIX-1..PREFIX-COUNT
+#   processing_left               "key=len" of non-empty processing lists
+#   assert_invariant PREFIX N SECS  one SUCCESS result and one accepted submit
+#                                 per id PREFIX-1..N; queue and lists empty
 #
 # Results helpers read ${MJQ_PREFIX:-mjq:}results by default. STREAM may be
 # a whole key starting with the prefix ("mjq:results:r1") or a reply_to
@@ -579,4 +586,105 @@ results_for()
 enqueue_json()
 {
     rcli LPUSH "${MJQ_PREFIX:-mjq:}queue:${2:-default}" "$1" >/dev/null
+}
+
+# ---------------------------------------------------------------------------
+# Crash-safety helpers (test_crash_*.sh, test_supervisor.sh, ...). The
+# queue is $Q when a test sets it, else <prefix>queue:default.
+# wait_alive NAME SECS DESC CMD...: wait_until CMD, but fail at once if
+# process NAME died meanwhile.
+dead_or() { ! proc_alive "$1" || "${@:2}"; }
+wait_alive()
+{
+    wait_until "$2" "$3" dead_or "$1" "${@:4}"
+    proc_alive "$1" || fail "'$1' died while waiting for: $3 (see its log)"
+}
+
+# The first 5 lines of stdin on one line; reads all of it (no SIGPIPE).
+first5() { awk 'NR <= 5' | xargs; }
+
+# Redis commands from stdin, one a line; one reply a line.
+rbatch() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT"; }
+
+# Events of TYPE as JSON objects, one a line.
+events_of()
+{
+    rcli --json XRANGE mjq:events - + |
+        jq -c --arg t "$1" '.[] | .[1] as $kv | [range(0; $kv | length; 2)
+               | {($kv[.]): $kv[. + 1]}] | add | select(.type == $t)'
+}
+
+results_jsonl()
+{
+    rcli --json XRANGE mjq:results - + |
+        jq -c '.[] | .[1] as $kv | [range(0; $kv | length; 2)
+               | {($kv[.]): $kv[. + 1]}] | add'
+}
+
+push_jobs() # PREFIX COUNT
+{
+    local args=() i
+    for i in $(seq 1 "$2"); do
+        args+=("{\"id\":\"$1-$i\",\"action\":\"imagine\",\"body\":{\"prompt\":\"crash $i\"}}")
+    done
+    rcli LPUSH "${Q:-${MJQ_PREFIX:-mjq:}queue:default}" "${args[@]}" >/dev/null
+}
+
+# "key=len ..." of every non-empty mjq:processing:* list.
+processing_left()
+{
+    local k n out=
+    for k in $(rcli --scan --pattern 'mjq:processing:*'); do
+        n=$(rcli LLEN "$k")
+        [ "$n" = 0 ] || out+="$k=$n "
+    done
+    echo "$out"
+}
+
+# PREFIX COUNT: COUNT distinct ids PREFIX-* have a result, and no payload
+# is left in the queue or in any processing list.
+settled()
+{
+    [ "$(results_jsonl | jq -r --arg p "$1-" 'select(.id | startswith($p))
+        | .id' | sort -u | wc -l)" -ge "$2" ] &&
+        [ "$(rcli LLEN "${Q:-${MJQ_PREFIX:-mjq:}queue:default}")" = 0 ] && [ -z "$(processing_left)" ]
+}
+
+# assert_invariant PREFIX COUNT SECS: waits up to SECS for jobs
+# PREFIX-1..PREFIX-COUNT to settle, then fails unless each id has exactly
+# one result (none missing, none twice), every result is SUCCESS, the
+# simulator accepted exactly one submit per id, and the queue and every
+# mjq:processing:* list are empty.
+assert_invariant()
+{
+    local p=$1 n=$2 secs=$3 f ids dups missing bad subs left queued id
+    local problems=()
+    (wait_until "$secs" "jobs $p-* to settle" settled "$p" "$n") \
+        >/dev/null 2>&1 || true
+    f=$E2E_DIR/$p.results.jsonl
+    results_jsonl | jq -c --arg p "$p-" 'select(.id | startswith($p))' >"$f"
+    ids=$(jq -r .id "$f" | sort)
+    dups=$(uniq -d <<<"$ids")
+    missing=$(comm -23 <(seq 1 "$n" | sed "s/^/$p-/" | sort) \
+        <(sort -u <<<"$ids"))
+    bad=$(jq -r 'select(.status != "SUCCESS")
+        | "\(.id)=\(.status)(\(.fail_reason // ""))"' "$f")
+    subs=$(sim_stats | jq -r --arg p "$p-" --argjson n "$n" '
+        (.accepted_by_state // {}) as $a | range(1; $n + 1) | "\($p)\(.)"
+        | select(($a[.] // 0) != 1) | "\(.)=\($a[.] // 0)"')
+    left=$(processing_left)
+    queued=$(rcli LLEN "${Q:-${MJQ_PREFIX:-mjq:}queue:default}")
+    [ -z "$missing" ] || problems+=("$(wc -l <<<"$missing") ids without a result [$(first5 <<<"$missing")]")
+    [ -z "$dups" ] || problems+=("$(wc -l <<<"$dups") ids with more than one result [$(first5 <<<"$dups")]")
+    [ -z "$bad" ] || problems+=("$(wc -l <<<"$bad") results not SUCCESS [$(first5 <<<"$bad")]")
+    [ -z "$subs" ] || problems+=("$(wc -l <<<"$subs") ids not accepted upstream exactly once (id=accepted) [$(first5 <<<"$subs")]")
+    [ -z "$left" ] || problems+=("payloads left in processing lists: $left")
+    [ "$queued" = 0 ] || problems+=("$queued payloads left in the queue")
+    if [ "${#problems[@]}" -gt 0 ]; then
+        for id in $(first5 <<<"$missing"); do
+            echo "record of $id: $(rcli HGETALL "mjq:job:$id" | xargs)" >&2
+        done
+        fail "invariant for $n jobs $p-*: $(printf '%s; ' "${problems[@]}")"
+    fi
+    pass "invariant: $n jobs $p-*: one SUCCESS result and one accepted submit each; queue and processing lists empty"
 }

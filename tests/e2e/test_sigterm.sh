@@ -13,21 +13,7 @@ start_sim --duration-ms 4000
 N=200
 Q=mjq:queue:default
 
-# wait_alive NAME SECS DESC CMD...: wait_until CMD, but stop at once (and
-# fail) if process NAME died meanwhile.
-dead_or() { ! proc_alive "$1" || "${@:2}"; }
-wait_alive()
-{
-    wait_until "$2" "$3" dead_or "$1" "${@:4}"
-    proc_alive "$1" || fail "'$1' died while waiting for: $3 (see its log)"
-}
 
-results_jsonl()
-{
-    rcli --json XRANGE mjq:results - + |
-        jq -c '.[] | .[1] as $kv | [range(0; $kv | length; 2)
-               | {($kv[.]): $kv[. + 1]}] | add'
-}
 
 MJQ_WORKER_ID=st-w1 start_worker w1 --concurrency 300 \
     --poll-schedule-ms 500 --shutdown-timeout-s 10

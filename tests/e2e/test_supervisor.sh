@@ -14,19 +14,7 @@ deferred=()
 nchildren() { proc_children "$1" | wc -l; }
 
 # Events of TYPE as JSON objects, one a line.
-events_of()
-{
-    rcli --json XRANGE mjq:events - + |
-        jq -c --arg t "$1" '.[] | .[1] as $kv | [range(0; $kv | length; 2)
-               | {($kv[.]): $kv[. + 1]}] | add | select(.type == $t)'
-}
 
-results_jsonl()
-{
-    rcli --json XRANGE mjq:results - + |
-        jq -c '.[] | .[1] as $kv | [range(0; $kv | length; 2)
-               | {($kv[.]): $kv[. + 1]}] | add'
-}
 
 push_jobs() # PREFIX COUNT
 {
