@@ -61,6 +61,7 @@ struct supervisor {
     char **flags;
     size_t nflags;
     char **worker_argv; /* argv for exec: mjq worker <args> */
+    char exe[4096];     /* our binary's path, resolved at start */
     struct event_base *base;
     struct store *store; /* events only */
     char id[128];
@@ -119,7 +120,7 @@ static void exec_worker(struct supervisor *sup)
         sigaction(sigs[i], &dfl, NULL);
     /* The life pipe's read end survives exec; the write end does not. */
     fcntl(sup->life_pipe[0], F_SETFD, 0);
-    execv("/proc/self/exe", sup->worker_argv);
+    execv(sup->exe, sup->worker_argv);
     _exit(127);
 }
 
@@ -419,6 +420,19 @@ static void on_store_up(void *arg)
     (void)arg;
 }
 
+/* The binary to exec for workers: the path /proc/self/exe names (so a
+ * reload after an upgrade in place starts the new binary), or the link
+ * itself if it cannot be read. */
+static void resolve_exe(struct supervisor *sup)
+{
+    ssize_t n = readlink("/proc/self/exe", sup->exe, sizeof(sup->exe) - 1);
+
+    if (n <= 0 || (size_t)n >= sizeof(sup->exe) - 1)
+        snprintf(sup->exe, sizeof(sup->exe), "/proc/self/exe");
+    else
+        sup->exe[n] = '\0';
+}
+
 static int run(struct supervisor *sup)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -426,6 +440,7 @@ static int run(struct supervisor *sup)
     struct sigaction ign;
 
     snprintf(sup->id, sizeof(sup->id), "supervisor-%ld", (long)getpid());
+    resolve_exe(sup);
     log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
     if (pipe2(sup->life_pipe, O_CLOEXEC) != 0) {
         log_error_errno("pipe");
