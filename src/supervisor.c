@@ -415,11 +415,6 @@ static void build_worker_argv(struct supervisor *sup, int argc, char **argv)
         sup->worker_argv[i + 1] = argv[i];
 }
 
-static void on_store_up(void *arg)
-{
-    (void)arg;
-}
-
 /* The binary to exec for workers: the path /proc/self/exe names (so a
  * reload after an upgrade in place starts the new binary), or the link
  * itself if it cannot be read. */
@@ -469,8 +464,7 @@ static int run(struct supervisor *sup)
         evsignal_add(sup->sig[i], NULL);
     }
     sup->kill_timer = evtimer_new(sup->base, on_kill_timer, sup);
-    sup->store =
-        store_new(sup->base, &sup->cfg, sup->id, 0, on_store_up, NULL, sup);
+    sup->store = store_new(sup->base, &sup->cfg, sup->id, 0, NULL, NULL, sup);
 
     {
         struct timeval tv = {sup->cfg.heartbeat_ms / 1000,

@@ -293,14 +293,6 @@ void upstream_classify_submit(const struct http_response *resp,
     json_decref(root);
 }
 
-void task_result_clear(struct task_result *r)
-{
-    if (r == NULL)
-        return;
-    json_decref(r->task);
-    r->task = NULL;
-}
-
 /* Decides by status only: new-api reports progress 100% on failures. */
 static void classify_status(const char *status, const char *fail,
                             struct task_result *out)
@@ -519,7 +511,6 @@ static void on_fetch_done(const struct http_response *resp, void *arg)
 
     upstream_classify_fetch(resp, call->task_id, &r);
     call->fetch_cb(&r, call->ctx);
-    task_result_clear(&r);
     free(call);
 }
 

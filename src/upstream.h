@@ -51,8 +51,6 @@ struct task_result {
     char reason[512];  /* failReason, or what went wrong */
     long retry_after_ms;
     char image_url[2048]; /* imageUrl, "" if none */
-    json_t *task;         /* new reference to the task object, or NULL (a fetch
-                           * sets raw instead) */
     const char *raw;      /* the task's JSON text when the reply was that
                            * one object (borrowed for the callback), or
                            * NULL: saves re-serialising it */
@@ -68,23 +66,19 @@ void upstream_classify_submit(const struct http_response *resp,
                               struct submit_result *out);
 
 /*
- * Classifies a fetch answer for task_id. Pure: no I/O. On return the
- * caller owns out->task (task_result_clear).
+ * Classifies a fetch answer for task_id. Pure: no I/O. out->raw points
+ * into resp's body (borrowed: valid while resp is).
  */
 void upstream_classify_fetch(const struct http_response *resp,
                              const char *task_id, struct task_result *out);
 
 /*
- * Classifies one task object (from fetch or list-by-condition). Borrows
- * task; fills everything but out->task.
+ * Classifies one parsed task object (e.g. from list-by-condition).
+ * Borrows task; fills everything but out->raw.
  */
 void upstream_classify_task(json_t *task, struct task_result *out);
 
-/* Releases what a task_result owns. NULL-safe. */
-void task_result_clear(struct task_result *r);
-
-/* Callbacks run from the event loop; results are borrowed, except that a
- * fetch callback may steal r->task by setting it to NULL. */
+/* Callbacks run from the event loop; results are borrowed. */
 typedef void upstream_submit_fn(const struct submit_result *r, void *ctx);
 typedef void upstream_fetch_fn(struct task_result *r, void *ctx);
 

@@ -79,6 +79,7 @@ struct job {
     long submits;        /* submit requests sent, all owners */
     long polls;          /* fetch requests sent, all owners */
     unsigned attempts;   /* consecutive transient failures */
+    unsigned stalls;     /* Redis refusals of this job's writes */
     unsigned poll_index; /* position in the poll schedule */
     int seen;            /* upstream has shown the task at least once */
     unsigned not_found;  /* consecutive "not found" answers */
@@ -167,7 +168,7 @@ static void stall(struct job *job, enum phase what, int rc)
     job->phase = PHASE_STALLED;
     if (rc == -2) {
         long delay =
-            backoff_retry_delay(500, 10000, job->attempts++, backoff_random());
+            backoff_retry_delay(500, 10000, job->stalls++, backoff_random());
         struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 
         evtimer_add(job->timer, &tv);
@@ -673,32 +674,21 @@ static void keep_task(struct job *job, struct task_result *r)
 {
     size_t off, len;
 
-    if (r->raw == NULL && r->task == NULL)
+    if (r->raw == NULL)
         return;
-    if (r->raw != NULL) {
-        /* Each poll overwrites the previous poll's copy in place: freeing
-         * and allocating thousands of long-lived copies per second
-         * fragments the heap (docs/benchmarks.md). */
-        if (r->raw_len + 1 > job->task_cap) {
-            job->result_text[0] = xrealloc(job->result_text[0], r->raw_len + 1);
-            job->task_cap = r->raw_len + 1;
-        }
-        memcpy(job->result_text[0], r->raw, r->raw_len);
-        job->result_text[0][r->raw_len] = '\0';
-        if (r->verdict == TASK_SUCCESS &&
-            jsonscan_member(r->raw, r->raw_len, "buttons", &off, &len) == 0 &&
-            len > 0 && r->raw[off] == '[')
-            job->result_text[1] = xmemdup(r->raw + off, len);
-    } else {
-        json_t *buttons = json_object_get(r->task, "buttons");
-
-        free(job->result_text[0]);
-        job->result_text[0] = json_dumps(r->task, JSON_COMPACT);
-        job->task_cap =
-            job->result_text[0] ? strlen(job->result_text[0]) + 1 : 0;
-        if (r->verdict == TASK_SUCCESS && json_is_array(buttons))
-            job->result_text[1] = json_dumps(buttons, JSON_COMPACT);
+    /* Each poll overwrites the previous poll's copy in place: freeing and
+     * allocating thousands of long-lived copies per second fragments the
+     * heap (docs/benchmarks.md). */
+    if (r->raw_len + 1 > job->task_cap) {
+        job->result_text[0] = xrealloc(job->result_text[0], r->raw_len + 1);
+        job->task_cap = r->raw_len + 1;
     }
+    memcpy(job->result_text[0], r->raw, r->raw_len);
+    job->result_text[0][r->raw_len] = '\0';
+    if (r->verdict == TASK_SUCCESS &&
+        jsonscan_member(r->raw, r->raw_len, "buttons", &off, &len) == 0 &&
+        len > 0 && r->raw[off] == '[')
+        job->result_text[1] = xmemdup(r->raw + off, len);
     if (r->verdict == TASK_SUCCESS && r->image_url[0] != '\0')
         job->result_text[2] = xstrdup(r->image_url);
     job->result.task = job->result_text[0];
@@ -969,9 +959,6 @@ static void resume_one(struct job *job)
             job->phase = PHASE_STALLED;
         else
             job->pending++;
-        break;
-    case PHASE_CANCEL:
-        poll_now(job);
         break;
     case PHASE_FINISH:
     case PHASE_HANDBACK:
@@ -1281,18 +1268,8 @@ static int run(struct config *cfg)
     /* Free the store first: its pending callbacks still see live jobs. */
     store_free(w.store);
     w.store = NULL;
-    while (w.jobs != NULL) {
-        struct job *job = w.jobs;
-
-        upstream_cancel(job->http);
-        w.jobs = job->next;
-        event_free(job->timer);
-        job_spec_clear(&job->spec);
-        for (size_t i = 0; i < 4; i++)
-            free(job->result_text[i]);
-        free(job->payload);
-        free(job);
-    }
+    while (w.jobs != NULL)
+        job_free(w.jobs);
     upstream_free(w.up);
     event_free(w.sigterm);
     event_free(w.sigint);

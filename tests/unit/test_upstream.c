@@ -652,8 +652,6 @@ static void test_fetch_running_statuses(void **state)
         assert_string_equal(r.status, cases[i].status);
         assert_string_equal(r.progress, cases[i].progress);
         assert_non_null(r.raw);
-        task_result_clear(&r);
-        assert_null(r.task);
     }
 }
 
@@ -666,7 +664,6 @@ static void test_fetch_in_progress_at_100_still_running(void **state)
     task_json(body, sizeof(body), "IN_PROGRESS", "\"100%\"", "\"\"");
     r = fetch(200, body);
     assert_task_verdict(r, TASK_RUNNING);
-    task_result_clear(&r);
 }
 
 static void test_fetch_success(void **state)
@@ -685,10 +682,6 @@ static void test_fetch_success(void **state)
     assert_non_null(r.raw);
     assert_ptr_equal(r.raw, body);
     assert_int_equal(r.raw_len, strlen(body));
-    assert_null(r.task);
-    task_result_clear(&r);
-    task_result_clear(&r);
-    task_result_clear(NULL);
 }
 
 static void test_fetch_success_empty_progress(void **state)
@@ -701,7 +694,6 @@ static void test_fetch_success_empty_progress(void **state)
     r = fetch(200, body);
     assert_task_verdict(r, TASK_SUCCESS);
     assert_string_equal(r.progress, "");
-    task_result_clear(&r);
 }
 
 static void test_fetch_failure_reason(void **state)
@@ -718,7 +710,6 @@ static void test_fetch_failure_reason(void **state)
     assert_string_equal(
         r.reason, "[Invalid parameter] Unrecognized parameter(s): `--xx`");
     assert_non_null(r.raw);
-    task_result_clear(&r);
 }
 
 static void test_fetch_failure_empty_reason_gets_default(void **state)
@@ -734,7 +725,6 @@ static void test_fetch_failure_empty_reason_gets_default(void **state)
         r = fetch(200, body);
         assert_task_verdict(r, TASK_FAILURE);
         assert_true(strlen(r.reason) > 0);
-        task_result_clear(&r);
     }
 }
 
@@ -750,7 +740,6 @@ static void test_fetch_napi_failure_at_100_is_failure(void **state)
     assert_task_verdict(r, TASK_FAILURE);
     assert_string_equal(r.progress, "100%");
     assert_string_equal(r.reason, "可能包含敏感词");
-    task_result_clear(&r);
 }
 
 static void test_fetch_cancel(void **state)
@@ -763,7 +752,6 @@ static void test_fetch_cancel(void **state)
     r = fetch(200, body);
     assert_task_verdict(r, TASK_CANCEL);
     assert_string_equal(r.status, "CANCEL");
-    task_result_clear(&r);
 }
 
 static void test_fetch_modal(void **state)
@@ -776,7 +764,6 @@ static void test_fetch_modal(void **state)
     r = fetch(200, body);
     assert_task_verdict(r, TASK_MODAL);
     assert_string_equal(r.status, "MODAL");
-    task_result_clear(&r);
 }
 
 static void test_fetch_unknown_status_running(void **state)
@@ -789,7 +776,6 @@ static void test_fetch_unknown_status_running(void **state)
     r = fetch(200, body);
     assert_task_verdict(r, TASK_RUNNING);
     assert_string_equal(r.status, "PAUSED");
-    task_result_clear(&r);
 }
 
 static void test_fetch_no_status_retry(void **state)
@@ -798,7 +784,6 @@ static void test_fetch_no_status_retry(void **state)
     (void)state;
 
     assert_task_verdict(r, TASK_RETRY);
-    task_result_clear(&r);
 }
 
 static void check_not_found(long status, const char *body, const char *file,
@@ -809,8 +794,8 @@ static void check_not_found(long status, const char *body, const char *file,
     if (r.verdict != TASK_NOT_FOUND)
         fail_msg("%s:%d: HTTP %ld \"%s\": verdict %s, want NOT_FOUND", file,
                  line, status, body, task_verdict_name(r.verdict));
-    if (r.task != NULL)
-        fail_msg("%s:%d: task set on NOT_FOUND", file, line);
+    if (r.raw != NULL)
+        fail_msg("%s:%d: task text set on NOT_FOUND", file, line);
 }
 
 #define assert_not_found(status, body)                                         \
@@ -859,7 +844,6 @@ static void test_fetch_transient_retry(void **state)
         struct task_result r = fetch(statuses[i], "<html>busy</html>");
 
         assert_task_verdict(r, TASK_RETRY);
-        assert_null(r.task);
     }
 }
 
@@ -886,7 +870,6 @@ static void test_fetch_transport_retry(void **state)
     upstream_classify_fetch(&resp, TASK_ID, &r);
     assert_task_verdict(r, TASK_RETRY);
     assert_contains(r.reason, "Operation timed out");
-    assert_null(r.task);
 
     resp.transport_error = CURLE_COULDNT_RESOLVE_HOST;
     resp.error = "Could not resolve host";
@@ -904,10 +887,8 @@ static void test_fetch_auth_permanent(void **state)
                    "\"type\":\"new_api_error\"}}");
     assert_task_verdict(r, TASK_PERMANENT);
     assert_contains(r.reason, "key");
-    assert_null(r.task);
     r = fetch(403, "未登录");
     assert_task_verdict(r, TASK_PERMANENT);
-    assert_null(r.task);
 }
 
 static void test_fetch_not_json_retry(void **state)
@@ -924,7 +905,6 @@ static void test_fetch_not_json_retry(void **state)
         struct task_result r = fetch(200, bodies[i]);
 
         assert_task_verdict(r, TASK_RETRY);
-        assert_null(r.task);
     }
 }
 
@@ -936,7 +916,6 @@ static void test_fetch_other_task_id_retry(void **state)
     (void)state;
 
     assert_task_verdict(r, TASK_RETRY);
-    assert_null(r.task);
 }
 
 static void test_fetch_numeric_task_id_matches(void **state)
@@ -948,7 +927,6 @@ static void test_fetch_numeric_task_id_matches(void **state)
 
     assert_task_verdict(r, TASK_SUCCESS);
     assert_non_null(r.raw);
-    task_result_clear(&r);
 }
 
 static void test_fetch_escaped_fields_decoded(void **state)
@@ -961,7 +939,6 @@ static void test_fetch_escaped_fields_decoded(void **state)
 
     assert_task_verdict(r, TASK_FAILURE);
     assert_string_equal(r.reason, "可能 \"banned\"\n😀");
-    task_result_clear(&r);
 }
 
 static void test_fetch_invalid_json_inside_retry(void **state)
@@ -981,7 +958,6 @@ static void test_fetch_invalid_json_inside_retry(void **state)
 
         assert_task_verdict(r, TASK_RETRY);
         assert_null(r.raw);
-        task_result_clear(&r);
     }
 }
 
@@ -1002,7 +978,6 @@ static void test_classify_task_borrows(void **state)
     assert_string_equal(r.status, "FAILURE");
     assert_string_equal(r.progress, "100%");
     assert_string_equal(r.reason, "Banned prompt detected");
-    assert_null(r.task);
     assert_int_equal(task->refcount, 1);
     json_decref(task);
 }
