@@ -118,6 +118,7 @@ struct conn {
     redisAsyncContext *ac;
     int queue;           /* -1 for the command connection */
     int up;              /* handshake complete */
+    int doomed;          /* a handshake step failed: closing, not up */
     int armed;           /* blocking: a BLMOVE is pending */
     long long client_id; /* blocking: for CLIENT UNBLOCK */
     unsigned failures;   /* consecutive failed connects */
@@ -250,10 +251,12 @@ static int handshake_failed(struct conn *c, redisReply *r, const char *step)
 {
     if (r != NULL && r->type != REDIS_REPLY_ERROR)
         return 0;
-    if (r != NULL)
+    if (r != NULL && !c->doomed)
         log_error("redis: %s failed: %s", step, r->str);
-    if (c->ac != NULL && r != NULL)
+    if (c->ac != NULL && r != NULL && !c->doomed)
         redisAsyncDisconnect(c->ac);
+    if (r != NULL)
+        c->doomed = 1; /* the replies still queued must not make it "up" */
     return 1;
 }
 
@@ -293,7 +296,7 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv)
     struct store *s;
 
     (void)priv;
-    if (handshake_failed(c, r, "CLIENT ID"))
+    if (handshake_failed(c, r, "CLIENT ID") || c->doomed)
         return;
     s = c->store;
     c->up = 1;
@@ -367,6 +370,7 @@ static void connect_conn(struct conn *c)
     }
     ac->data = c;
     c->ac = ac;
+    c->doomed = 0;
     redisLibeventAttach(ac, c->store->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);

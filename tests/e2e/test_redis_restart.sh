@@ -86,9 +86,11 @@ pass "one accepted submit per id; worker clean"
 # --- a result transaction Redis refused is written once Redis accepts it ------------
 # Deterministic: with maxmemory 1 Redis refuses every write, so the job's
 # result MULTI/EXEC fails (EXECABORT) and nothing of it runs. The payload is
-# then the only one, at index 0 of the processing list. Once Redis accepts
-# writes again and the connection is cut (a reconnect), the worker must see
-# the payload still held and write the result: exactly one.
+# then the only one, at index 0 of the processing list. Redis keeps refusing
+# while the test looks (the worker retries on its own, and must keep
+# failing), then the connection is cut and writes are allowed again: after
+# the reconnect the worker must see the payload still held and write the
+# result, exactly one.
 restart_sim --duration-ms 300
 MJQ_WORKER_ID=rr-w2 start_worker w2 --poll-schedule-ms 100
 wait_until 20 "w2 connected" grep -q 'redis: connected' "$(log_file w2)"
@@ -98,7 +100,6 @@ wait_until 20 "oom-1 recorded as submitted" \
 rcli CONFIG SET maxmemory 1 >/dev/null
 wait_alive w2 20 "the refused result transaction" \
     grep -q EXECABORT "$(log_file w2)"
-rcli CONFIG SET maxmemory 0 >/dev/null
 assert_eq "$(results_for oom-1)" 0 "no result while Redis refused writes"
 assert_eq "$(rcli LPOS mjq:processing:rr-w2 \
     '{"id":"oom-1","action":"imagine","body":{"prompt":"refused"}}')" 0 \
@@ -107,6 +108,7 @@ cid=$(rcli CLIENT LIST | grep -F 'name=mjq:rr-w2:cmd ' |
     sed -n 's/^id=\([0-9]*\) .*/\1/p')
 [ -n "$cid" ] || fail "no command connection named mjq:rr-w2:cmd"
 rcli CLIENT KILL ID "$cid" >/dev/null
+rcli CONFIG SET maxmemory 0 >/dev/null
 wait_until 20 "w2 reconnected" \
     eval '[ "$(grep -c "redis: connected" "$(log_file w2)")" -ge 2 ]'
 wait_alive w2 15 "a result for oom-1 after the reconnect (payload at index 0)" \
