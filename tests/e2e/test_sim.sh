@@ -112,7 +112,7 @@ wait_status()
     fail "task $2 on $1 never reached $3 (last: HTTP $CODE $BODY)"
 }
 
-start tai --dialect trueai
+start tai --dialect trueai --duration-ms 1500 # slow enough to see a fresh task on a loaded machine
 start nzk --dialect novicezk
 start napi --dialect newapi
 start faulty --dialect trueai --rate-500 1 --seed 7
