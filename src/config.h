@@ -74,7 +74,9 @@ struct config {
     long shutdown_timeout_s;  /* drain budget on SIGTERM, default 10 */
 
     /* supervisor */
-    int workers; /* worker processes under `mjq run`, 1 */
+    int workers;            /* worker processes under `mjq run`, 1 */
+    long sweep_interval_ms; /* recovery sweep period (one sweep per period
+                             * across the deployment), default 2000 */
 
     /* logging */
     enum log_level log_level;   /* default info */

@@ -74,16 +74,20 @@ static const char claim_lua[] =
     "  f[6] or '0', f[7] or '0', owner}\n";
 
 /*
- * sweep: ARGV prefix, default queue. For every registered worker whose
- * heartbeat key is gone, moves each payload of its processing list back
- * to the oldest end of the queue recorded in the job's record (the
- * default queue when there is none), then forgets the worker. Atomic, so
- * several supervisors may run it: the second finds nothing to move. The
- * claim script then resumes each job (by its task id if it has one).
- * Returns {moved, dead worker, dead worker...}.
+ * sweep: ARGV prefix, default queue, sweeper id, lock ms. Runs only for
+ * the holder of the sweep lock (SET NX PX lock ms): one sweep per period
+ * across the whole deployment, however many supervisors run it; the
+ * others answer {-1} at the cost of one SET. For every registered worker
+ * whose heartbeat key is gone, moves each payload of its processing list
+ * back to the oldest end of the queue recorded in the job's record (the
+ * default queue when there is none), then forgets the worker. The claim
+ * script then resumes each job (by its task id if it has one).
+ * Returns {moved, dead worker, dead worker...}, or {-1} without the lock.
  */
 static const char sweep_lua[] =
     "local p = ARGV[1]\n"
+    "if not redis.call('SET', p .. 'sweep:lock', ARGV[3], 'NX', 'PX',\n"
+    "  ARGV[4]) then return {-1} end\n"
     "local moved = 0\n"
     "local out = {0}\n"
     "for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do\n"
@@ -1234,7 +1238,13 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv)
 
     (void)ac;
     if (reply_rc(r) == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer < 0) {
+        /* Another supervisor holds the sweep lock for this period. */
+        if (p->cb.done != NULL)
+            p->cb.done(1, p->ctx);
+    } else if (reply_rc(r) == 0 && r->type == REDIS_REPLY_ARRAY &&
+               r->elements > 0 && r->element[0]->type == REDIS_REPLY_INTEGER) {
         for (size_t i = 1; i < r->elements; i++)
             if (r->element[i]->type == REDIS_REPLY_STRING)
                 log_warn("worker %s is gone (no heartbeat): its jobs go "
@@ -1265,6 +1275,10 @@ int store_sweep(struct store *s, store_done_fn *cb, void *ctx)
     args_add(&a, "0");
     args_add(&a, s->cfg->prefix);
     args_add(&a, s->cfg->queues[0]);
+    args_add(&a, s->worker);
+    /* A little under the period, so the holder's next sweep finds the
+     * lock free despite timer drift. */
+    args_addll(&a, s->cfg->sweep_interval_ms - s->cfg->sweep_interval_ms / 10);
     p = pending_new(s, cb, ctx);
     if (send_args(&s->cmd, on_sweep, p, &a) != 0) {
         free(p);

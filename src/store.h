@@ -221,8 +221,10 @@ void store_heartbeat(struct store *s, const char *info);
 
 /*
  * Recovery: returns the jobs of every registered worker whose heartbeat
- * has expired to their queues (see the sweep script in store.c). cb gets
- * the number of jobs moved (>= 0), or -1/-2. Run by supervisors.
+ * has expired to their queues (see the sweep script in store.c), if this
+ * caller wins the deployment-wide sweep lock for the next
+ * sweep_interval_ms. cb gets 0 after a sweep, 1 when another supervisor
+ * holds the lock, or -1/-2. Run by supervisors.
  */
 int store_sweep(struct store *s, store_done_fn *cb, void *ctx);
 

@@ -335,6 +335,12 @@ static void reload(struct supervisor *sup)
     sup->cfg = fresh;
     log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
     log_info("configuration reloaded: rolling %d workers", sup->cfg.workers);
+    {
+        struct timeval tv = {sup->cfg.sweep_interval_ms / 1000,
+                             (sup->cfg.sweep_interval_ms % 1000) * 1000};
+
+        evtimer_add(sup->sweep_timer, &tv); /* the period may have changed */
+    }
     for (size_t i = 0; i < old; i++)
         if (sup->slots[i]->state != SLOT_FREE)
             sup->slots[i]->retiring = 1;
@@ -378,8 +384,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-/* Every heartbeat period: give back the jobs of workers whose heartbeat
- * expired (here or in any other pod: the sweep is global and atomic). */
+/* Every sweep interval: give back the jobs of workers whose heartbeat
+ * expired, here or in any other pod. The sweep is global: a Redis lock
+ * lets one supervisor of the deployment run it per interval. */
 static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct supervisor *sup = arg;
@@ -467,8 +474,8 @@ static int run(struct supervisor *sup)
     sup->store = store_new(sup->base, &sup->cfg, sup->id, 0, NULL, NULL, sup);
 
     {
-        struct timeval tv = {sup->cfg.heartbeat_ms / 1000,
-                             (sup->cfg.heartbeat_ms % 1000) * 1000};
+        struct timeval tv = {sup->cfg.sweep_interval_ms / 1000,
+                             (sup->cfg.sweep_interval_ms % 1000) * 1000};
 
         sup->sweep_timer =
             event_new(sup->base, -1, EV_PERSIST, on_sweep_timer, sup);

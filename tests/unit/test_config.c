@@ -1304,6 +1304,7 @@ static void test_dump(void **state)
                            "results.maxlen = 1000000\n"
                            "events.maxlen = 100000\n"
                            "supervisor.workers = 1\n"
+                           "supervisor.sweep_interval_ms = 2000\n"
                            "log.level = info\n"
                            "log.format = text\n");
     free(d);
