@@ -44,6 +44,8 @@ enum kind {
     KIND_MS_LIST,   /* poll_schedule_ms + npoll_schedule */
     KIND_LEVEL,     /* enum log_level */
     KIND_FORMAT,    /* enum log_format */
+    KIND_MODES,     /* unsigned mode mask from names: default,fast,... */
+    KIND_BOOL,      /* int 0/1 from true/false/yes/no/on/off/1/0 */
 };
 
 struct setting {
@@ -71,36 +73,78 @@ static const struct setting settings[] = {
      OFF(queues), 0, 0, "default",
      "queues to take jobs from, comma-separated, in strict priority order"},
     {"api.base_url", "MJQ_API_BASE_URL", "api-base-url", KIND_BASE_URL,
-     OFF(api_base_url), 0, 0, "http://127.0.0.1:8080",
+     OFF(api.base_url), 0, 0, "http://127.0.0.1:8080",
      "MJ API base URL, http:// or https://, without credentials"},
     {"api.key", "MJQ_API_KEY", NULL, KIND_SECRET,
-     OFF(api_key), 0, 0, NULL,
+     OFF(api.key), 0, 0, NULL,
      "API key sent with every API request (secret)"},
     {"api.key_file", "MJQ_API_KEY_FILE", "api-key-file", KIND_KEY_FILE,
-     OFF(api_key_file), 0, 0, NULL,
+     OFF(api.key_file), 0, 0, NULL,
      "file holding the API key, read at start (instead of api.key)"},
     {"api.timeout_ms", "MJQ_API_TIMEOUT_MS", "api-timeout-ms", KIND_LONG,
-     OFF(api_timeout_ms), 100, 600000, "30000",
+     OFF(api.timeout_ms), 100, 600000, "30000",
      "whole HTTP request timeout, milliseconds"},
     {"api.connect_timeout_ms", "MJQ_API_CONNECT_TIMEOUT_MS",
      "api-connect-timeout-ms", KIND_LONG,
-     OFF(api_connect_timeout_ms), 100, 60000, "5000",
+     OFF(api.connect_timeout_ms), 100, 60000, "5000",
      "TCP/TLS connect timeout, milliseconds"},
     {"api.notify_hook", "MJQ_NOTIFY_HOOK", "notify-hook", KIND_HOOK_URL,
      OFF(notify_hook), 0, 0, NULL,
      "notifyHook URL sent with every submit; empty: none"},
     {"api.routes.default", "MJQ_ROUTE_DEFAULT", "route-default", KIND_ROUTE,
-     OFF(mode_prefix[MODE_DEFAULT]), 0, 0, "",
+     OFF(api.routes[MODE_DEFAULT]), 0, 0, "",
      "path prefix before /mj/... for default-mode jobs"},
     {"api.routes.fast", "MJQ_ROUTE_FAST", "route-fast", KIND_ROUTE,
-     OFF(mode_prefix[MODE_FAST]), 0, 0, "/mj-fast",
+     OFF(api.routes[MODE_FAST]), 0, 0, "/mj-fast",
      "path prefix before /mj/... for fast-mode jobs"},
     {"api.routes.relax", "MJQ_ROUTE_RELAX", "route-relax", KIND_ROUTE,
-     OFF(mode_prefix[MODE_RELAX]), 0, 0, "/mj-relax",
+     OFF(api.routes[MODE_RELAX]), 0, 0, "/mj-relax",
      "path prefix before /mj/... for relax-mode jobs"},
     {"api.routes.turbo", "MJQ_ROUTE_TURBO", "route-turbo", KIND_ROUTE,
-     OFF(mode_prefix[MODE_TURBO]), 0, 0, "/mj-turbo",
+     OFF(api.routes[MODE_TURBO]), 0, 0, "/mj-turbo",
      "path prefix before /mj/... for turbo-mode jobs"},
+    {"api.modes", "MJQ_API_MODES", "api-modes", KIND_MODES,
+     OFF(api.modes), 0, 0, "default,fast,relax,turbo",
+     "speed modes the account serves"},
+    {"api.max_in_flight", "MJQ_API_MAX_IN_FLIGHT", "api-max-in-flight",
+     KIND_INT, OFF(api.max_in_flight), 0, 1000000, "0",
+     "jobs in flight upstream on the account, all workers; 0: no limit"},
+    {"api.limits.default", "MJQ_API_LIMIT_DEFAULT", "api-limit-default",
+     KIND_INT, OFF(api.mode_limit[MODE_DEFAULT]), 0, 1000000, "0",
+     "jobs in flight upstream without mode, all workers; 0: no limit"},
+    {"api.limits.fast", "MJQ_API_LIMIT_FAST", "api-limit-fast",
+     KIND_INT, OFF(api.mode_limit[MODE_FAST]), 0, 1000000, "0",
+     "jobs in flight upstream in fast mode, all workers; 0: no limit"},
+    {"api.limits.relax", "MJQ_API_LIMIT_RELAX", "api-limit-relax",
+     KIND_INT, OFF(api.mode_limit[MODE_RELAX]), 0, 1000000, "0",
+     "jobs in flight upstream in relax mode, all workers; 0: no limit"},
+    {"api.limits.turbo", "MJQ_API_LIMIT_TURBO", "api-limit-turbo",
+     KIND_INT, OFF(api.mode_limit[MODE_TURBO]), 0, 1000000, "0",
+     "jobs in flight upstream in turbo mode, all workers; 0: no limit"},
+    {"api.batch_fetch", "MJQ_API_BATCH_FETCH", "api-batch-fetch", KIND_BOOL,
+     OFF(api.batch_fetch), 0, 0, "false",
+     "poll tasks with one list-by-condition request per batch"},
+    {"api.batch_size", "MJQ_API_BATCH_SIZE", "api-batch-size", KIND_INT,
+     OFF(api.batch_size), 1, 1000, "100",
+     "task ids per list-by-condition request"},
+    {"api.batch_window_ms", "MJQ_API_BATCH_WINDOW_MS", "api-batch-window-ms",
+     KIND_LONG, OFF(api.batch_window_ms), 0, 60000, "500",
+     "how long a due poll waits for others to share its batch, ms"},
+    {"api.min_poll_interval_ms", "MJQ_API_MIN_POLL_INTERVAL_MS",
+     "api-min-poll-interval-ms", KIND_LONG,
+     OFF(api.min_poll_interval_ms), 0, 3600000, "0",
+     "never poll one task of the account faster than this, ms"},
+    {"api.breaker_failures", "MJQ_API_BREAKER_FAILURES",
+     "api-breaker-failures", KIND_INT,
+     OFF(breaker_failures), 1, 1000, "5",
+     "consecutive transport errors or 5xx that pause an account's submits"},
+    {"api.breaker_open_ms", "MJQ_API_BREAKER_OPEN_MS", "api-breaker-open-ms",
+     KIND_LONG, OFF(breaker_open_ms), 100, 3600000, "10000",
+     "first submit pause of a failing account, ms; doubles per failed probe"},
+    {"api.probe_interval_ms", "MJQ_API_PROBE_INTERVAL_MS",
+     "api-probe-interval-ms", KIND_LONG,
+     OFF(probe_interval_ms), 1000, 86400000, "60000",
+     "probe period of an account out of rotation (key rejected, quota), ms"},
     {"worker.concurrency", "MJQ_CONCURRENCY", "concurrency", KIND_INT,
      OFF(concurrency), 1, 100000, "100",
      "jobs in flight per worker process"},
@@ -108,8 +152,23 @@ static const struct setting settings[] = {
      KIND_MS_LIST, OFF(poll_schedule_ms), 0, 3600000, "2000,4000,8000",
      "task poll delays, milliseconds, comma-separated; the last repeats"},
     {"worker.job_timeout_s", "MJQ_JOB_TIMEOUT_S", "job-timeout-s", KIND_LONG,
-     OFF(job_timeout_s), 1, 604800, "600",
-     "deadline of a job that sets none, seconds"},
+     OFF(mode_timeout_s[MODE_DEFAULT]), 1, 604800, "600",
+     "deadline of a job without mode that sets none, seconds"},
+    {"worker.job_timeout_fast_s", "MJQ_JOB_TIMEOUT_FAST_S",
+     "job-timeout-fast-s", KIND_LONG,
+     OFF(mode_timeout_s[MODE_FAST]), 1, 604800, "600",
+     "deadline of a fast-mode job that sets none, seconds"},
+    {"worker.job_timeout_relax_s", "MJQ_JOB_TIMEOUT_RELAX_S",
+     "job-timeout-relax-s", KIND_LONG,
+     OFF(mode_timeout_s[MODE_RELAX]), 1, 604800, "3600",
+     "deadline of a relax-mode job that sets none, seconds"},
+    {"worker.job_timeout_turbo_s", "MJQ_JOB_TIMEOUT_TURBO_S",
+     "job-timeout-turbo-s", KIND_LONG,
+     OFF(mode_timeout_s[MODE_TURBO]), 1, 604800, "600",
+     "deadline of a turbo-mode job that sets none, seconds"},
+    {"worker.task_owner_ttl_s", "MJQ_TASK_OWNER_TTL_S", "task-owner-ttl-s",
+     KIND_LONG, OFF(task_owner_ttl_s), 60, 31536000, "2592000",
+     "how long a task's account is remembered for its follow-ups, seconds"},
     {"worker.dedup_window_s", "MJQ_DEDUP_WINDOW_S", "dedup-window-s",
      KIND_LONG, OFF(dedup_window_s), 1, 31536000, "86400",
      "how long taken job ids are remembered against resubmits, seconds"},
@@ -795,6 +854,60 @@ static char **split_list(const char *text, size_t *n)
     return items;
 }
 
+static const char *const mode_names[MODE_COUNT] = {"default", "fast", "relax",
+                                                   "turbo"};
+
+/* "fast, relax" -> a mask of modes; at least one, no repeats. */
+static int set_modes(unsigned *out, const char *text, struct config_error *err)
+{
+    size_t n;
+    char **items = split_list(text, &n);
+    unsigned mask = 0;
+    int rc = 0;
+
+    if (n == 0)
+        rc = fail(err, "at least one mode is required (default, fast, "
+                       "relax, turbo)");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int m;
+
+        for (m = 0; m < MODE_COUNT; m++)
+            if (strcmp(items[i], mode_names[m]) == 0)
+                break;
+        if (m == MODE_COUNT)
+            rc = fail(err,
+                      "\"%.40s\" is not a mode (default, fast, relax, "
+                      "turbo)",
+                      items[i]);
+        else if (mask & (1u << m))
+            rc = fail(err, "mode \"%s\" is listed twice", items[i]);
+        else
+            mask |= 1u << m;
+    }
+    free_strv(items, n);
+    if (rc == 0)
+        *out = mask;
+    return rc;
+}
+
+static int set_bool(int *out, const char *text, struct config_error *err)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return fail(err, "must be true or false");
+}
+
 /*
  * The one parser of a value given as text. On failure cfg is unchanged and
  * err->reason says why; the caller fills err->key and err->value.
@@ -879,6 +992,10 @@ static int apply_text(struct config *cfg, const struct setting *s,
         if (log_format_parse(text, field(cfg, s)) < 0)
             return fail(err, "must be text or json");
         return 0;
+    case KIND_MODES:
+        return set_modes(field(cfg, s), text, err);
+    case KIND_BOOL:
+        return set_bool(field(cfg, s), text, err);
     }
     return fail(err, "internal error: unknown setting kind");
 }
@@ -1041,6 +1158,21 @@ static int apply_file_setting(struct config *cfg, const struct setting *s,
     if (type == CONFIG_TYPE_STRING)
         return apply_from(cfg, s, config_setting_get_string(m), origins, o,
                           err);
+    if (s->kind == KIND_BOOL && type == CONFIG_TYPE_BOOL)
+        return apply_from(cfg, s, config_setting_get_bool(m) ? "true" : "false",
+                          origins, o, err);
+    if (s->kind == KIND_MODES &&
+        (type == CONFIG_TYPE_ARRAY || type == CONFIG_TYPE_LIST)) {
+        if (file_items(m, false, &items, &n, err) < 0) {
+            blame(err, s, o);
+            return -1;
+        }
+        shown = join(items, n);
+        free_strv(items, n);
+        rc = apply_from(cfg, s, shown, origins, o, err);
+        free(shown);
+        return rc;
+    }
     if (number && is_int_type(type)) {
         snprintf(num, sizeof(num), "%lld", config_setting_get_int64(m));
         return apply_from(cfg, s, num, origins, o, err);
@@ -1063,15 +1195,241 @@ static int apply_file_setting(struct config *cfg, const struct setting *s,
         return rc;
     }
     blame(err, s, o);
-    if (list)
+    if (list || s->kind == KIND_MODES)
         return fail(err, "expected a list or a comma-separated string");
+    if (s->kind == KIND_BOOL)
+        return fail(err, "expected true or false");
     return fail(err, number ? "expected an integer" : "expected a string");
+}
+
+/* One setting of an `upstreams` entry, as text under its api.* key. */
+struct spec_pair {
+    const struct setting *s;
+    char *text;
+    char key[64]; /* as written: upstreams[1].limits.fast */
+    struct origin o;
+};
+
+/*
+ * One entry of the file's `upstreams` list. Its settings are kept as text
+ * and applied in build_accounts(), once every layer is known, over the
+ * final api.* values: an entry overrides only what it names.
+ */
+struct upstream_spec {
+    char *name;
+    char *key_env;
+    char where[24]; /* "upstreams[1]" */
+    struct origin o;
+    struct spec_pair *pairs;
+    size_t npairs;
+};
+
+struct upstream_specs {
+    struct upstream_spec *v;
+    size_t n;
+    int listed; /* the file had an `upstreams` list */
+};
+
+static void specs_free(struct upstream_specs *specs)
+{
+    for (size_t i = 0; i < specs->n; i++) {
+        struct upstream_spec *u = &specs->v[i];
+
+        free(u->name);
+        free(u->key_env);
+        for (size_t j = 0; j < u->npairs; j++) {
+            if (u->pairs[j].s->kind == KIND_SECRET)
+                free_secret(u->pairs[j].text);
+            else
+                free(u->pairs[j].text);
+        }
+        free(u->pairs);
+    }
+    free(specs->v);
+    memset(specs, 0, sizeof(*specs));
+}
+
+/* True for the api.* settings that describe one account. */
+static bool is_account_setting(const struct setting *s)
+{
+    return s->offset >= OFF(api) &&
+           s->offset < OFF(api) + sizeof(struct account_config);
+}
+
+/* An account name: 1-32 of A-Z a-z 0-9 . _ - (it goes into Redis keys,
+ * metric labels and log lines). */
+static int check_account_name(const char *name, struct config_error *err)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 32)
+        return fail(err, "must be 1 to 32 characters");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return fail(err, "use only A-Z a-z 0-9 . _ - in account names");
+    }
+    return 0;
+}
+
+/* A libconfig scalar or list as text, as apply_text takes it. */
+static char *setting_text(const config_setting_t *m)
+{
+    int type = config_setting_type(m);
+    char num[32], **items;
+    size_t n;
+    struct config_error tmp;
+    char *text;
+
+    switch (type) {
+    case CONFIG_TYPE_STRING:
+        return xstrdup(config_setting_get_string(m));
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        snprintf(num, sizeof(num), "%lld", config_setting_get_int64(m));
+        return xstrdup(num);
+    case CONFIG_TYPE_BOOL:
+        return xstrdup(config_setting_get_bool(m) ? "true" : "false");
+    case CONFIG_TYPE_ARRAY:
+    case CONFIG_TYPE_LIST:
+        if (file_items(m, false, &items, &n, &tmp) < 0)
+            return NULL;
+        text = join(items, n);
+        free_strv(items, n);
+        return text;
+    default:
+        return NULL;
+    }
+}
+
+/* The members of one entry (or of its limits/routes groups). */
+static int parse_spec_members(struct upstream_spec *u,
+                              const config_setting_t *group, const char *sub,
+                              const char *path, struct config_error *err)
+{
+    int len = config_setting_length(group);
+
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+        const char *src = config_setting_source_file(m);
+        const char *name = config_setting_name(m);
+        struct origin o = {.layer = LAYER_FILE};
+        const struct setting *s;
+        char rel[32], api_key[48];
+        struct spec_pair *pair;
+        char *text;
+
+        snprintf(o.file, sizeof(o.file), "%s", src != NULL ? src : path);
+        o.line = (int)config_setting_source_line(m);
+        snprintf(rel, sizeof(rel), "%s%s%s", sub, sub[0] ? "." : "", name);
+        snprintf(err->key, sizeof(err->key), "%s.%s", u->where, rel);
+        snprintf(err->file, sizeof(err->file), "%s", o.file);
+        err->line = o.line;
+        if (sub[0] == '\0' &&
+            (strcmp(name, "name") == 0 || strcmp(name, "key_env") == 0)) {
+            if (config_setting_type(m) != CONFIG_TYPE_STRING)
+                return fail(err, "expected a string");
+            if (strcmp(name, "name") == 0) {
+                if (check_account_name(config_setting_get_string(m), err) < 0)
+                    return -1;
+                free(u->name);
+                u->name = xstrdup(config_setting_get_string(m));
+            } else {
+                if (config_setting_get_string(m)[0] == '\0')
+                    return fail(err, "must not be empty");
+                free(u->key_env);
+                u->key_env = xstrdup(config_setting_get_string(m));
+            }
+            continue;
+        }
+        snprintf(api_key, sizeof(api_key), "api.%s", rel);
+        s = find_setting(api_key);
+        if (s == NULL && is_group_key(api_key) && config_setting_is_group(m)) {
+            if (parse_spec_members(u, m, rel, path, err) < 0)
+                return -1;
+            continue;
+        }
+        if (s == NULL || !is_account_setting(s))
+            return fail(err, is_group_key(api_key)
+                                 ? "expected a group { ... }"
+                                 : "unknown setting of an upstream account");
+        text = setting_text(m);
+        if (text == NULL)
+            return fail(err, "expected a string, a number, true/false or "
+                             "a list");
+        u->pairs = xrealloc(u->pairs, (u->npairs + 1) * sizeof(*u->pairs));
+        pair = &u->pairs[u->npairs++];
+        memset(pair, 0, sizeof(*pair));
+        pair->s = s;
+        pair->text = text;
+        pair->o = o;
+        snprintf(pair->key, sizeof(pair->key), "%s.%s", u->where, rel);
+    }
+    memset(err, 0, sizeof(*err));
+    return 0;
+}
+
+/* upstreams = ( { name = "a"; base_url = "..."; ... }, ... ); */
+static int parse_upstreams(struct upstream_specs *specs,
+                           const config_setting_t *list, const char *path,
+                           const struct origin *o, struct config_error *err)
+{
+    int len = config_setting_length(list);
+
+    specs_free(specs);
+    specs->listed = 1;
+    if (config_setting_type(list) != CONFIG_TYPE_LIST || len == 0) {
+        snprintf(err->key, sizeof(err->key), "upstreams");
+        snprintf(err->file, sizeof(err->file), "%s", o->file);
+        err->line = o->line;
+        return fail(err,
+                    len == 0 && config_setting_type(list) == CONFIG_TYPE_LIST
+                        ? "at least one account is required"
+                        : "expected a list of groups: ( { name = ...; "
+                          "base_url = ...; }, ... )");
+    }
+    specs->v = xcalloc((size_t)len, sizeof(*specs->v));
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        struct upstream_spec *u = &specs->v[specs->n++];
+
+        snprintf(u->where, sizeof(u->where), "upstreams[%d]", i);
+        u->o = *o;
+        u->o.line = (int)config_setting_source_line(e);
+        if (!config_setting_is_group(e)) {
+            snprintf(err->key, sizeof(err->key), "%s", u->where);
+            snprintf(err->file, sizeof(err->file), "%s", o->file);
+            err->line = u->o.line;
+            return fail(err, "expected a group { name = ...; ... }");
+        }
+        if (parse_spec_members(u, e, "", path, err) < 0)
+            return -1;
+        if (u->name == NULL) {
+            snprintf(err->key, sizeof(err->key), "%s.name", u->where);
+            snprintf(err->file, sizeof(err->file), "%s", o->file);
+            err->line = u->o.line;
+            return fail(err, "every upstream account needs a name");
+        }
+        for (size_t j = 0; j + 1 < specs->n; j++) {
+            if (strcmp(specs->v[j].name, u->name) == 0) {
+                snprintf(err->key, sizeof(err->key), "%s.name", u->where);
+                snprintf(err->value, sizeof(err->value), "%s", u->name);
+                snprintf(err->file, sizeof(err->file), "%s", o->file);
+                err->line = u->o.line;
+                return fail(err, "two upstream accounts are named \"%s\"",
+                            u->name);
+            }
+        }
+    }
+    return 0;
 }
 
 /* Walks a group of the file; any key not in the table is an error. */
 static int apply_group(struct config *cfg, const config_setting_t *group,
                        const char *prefix, const char *path,
-                       struct origin *origins, struct config_error *err)
+                       struct origin *origins, struct upstream_specs *specs,
+                       struct config_error *err)
 {
     int len = config_setting_length(group);
 
@@ -1090,8 +1448,11 @@ static int apply_group(struct config *cfg, const config_setting_t *group,
         if (s != NULL) {
             if (apply_file_setting(cfg, s, m, origins, &o, err) < 0)
                 return -1;
+        } else if (strcmp(key, "upstreams") == 0) {
+            if (parse_upstreams(specs, m, path, &o, err) < 0)
+                return -1;
         } else if (is_group_key(key) && config_setting_is_group(m)) {
-            if (apply_group(cfg, m, key, path, origins, err) < 0)
+            if (apply_group(cfg, m, key, path, origins, specs, err) < 0)
                 return -1;
         } else {
             snprintf(err->key, sizeof(err->key), "%s", key);
@@ -1209,7 +1570,8 @@ static char *read_text(const char *path, struct config_error *err)
  * apply_group() before config_destroy().
  */
 static int load_file(struct config *cfg, const char *path,
-                     struct origin *origins, struct config_error *err)
+                     struct origin *origins, struct upstream_specs *specs,
+                     struct config_error *err)
 {
     config_t lc;
     char *text;
@@ -1234,7 +1596,8 @@ static int load_file(struct config *cfg, const char *path,
         config_destroy(&lc);
         return -1;
     }
-    rc = apply_group(cfg, config_root_setting(&lc), "", path, origins, err);
+    rc = apply_group(cfg, config_root_setting(&lc), "", path, origins, specs,
+                     err);
     config_destroy(&lc);
     return rc;
 }
@@ -1338,27 +1701,177 @@ static int finish(struct config *cfg, const struct origin *origins,
                    "worker.heartbeat_ms", "worker.heartbeat_ttl_ms", ">",
                    cfg->heartbeat_ms, cfg->heartbeat_ttl_ms, origins, err) < 0)
         return -1;
-    if (cfg->api_key != NULL && cfg->api_key_file != NULL) {
+    if (cfg->api.key != NULL && cfg->api.key_file != NULL) {
         if (ko->layer == fo->layer) {
             blame(err, fs, fo);
-            show_value(err, fs, cfg->api_key_file);
+            show_value(err, fs, cfg->api.key_file);
             return fail(err, "set only one of api.key and api.key_file");
         }
         if (ko->layer > fo->layer) {
-            free(cfg->api_key_file);
-            cfg->api_key_file = NULL;
+            free(cfg->api.key_file);
+            cfg->api.key_file = NULL;
         } else {
-            free_secret(cfg->api_key);
-            cfg->api_key = NULL;
+            free_secret(cfg->api.key);
+            cfg->api.key = NULL;
         }
     }
-    if (cfg->api_key_file != NULL) {
-        if (read_key_file(cfg->api_key_file, &key, err) < 0) {
+    if (cfg->api.key_file != NULL) {
+        if (read_key_file(cfg->api.key_file, &key, err) < 0) {
             blame(err, fs, fo);
-            show_value(err, fs, cfg->api_key_file);
+            show_value(err, fs, cfg->api.key_file);
             return -1;
         }
-        cfg->api_key = key;
+        cfg->api.key = key;
+    }
+    return 0;
+}
+
+static void account_free(struct account_config *a)
+{
+    free(a->name);
+    free(a->base_url);
+    free_secret(a->key);
+    free(a->key_file);
+    free(a->key_env);
+    for (int i = 0; i < MODE_COUNT; i++)
+        free(a->routes[i]);
+    memset(a, 0, sizeof(*a));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void account_copy(struct account_config *dst,
+                         const struct account_config *src)
+{
+    *dst = *src;
+    dst->name = dup_or_null(src->name);
+    dst->base_url = dup_or_null(src->base_url);
+    dst->key = dup_or_null(src->key);
+    dst->key_file = dup_or_null(src->key_file);
+    dst->key_env = dup_or_null(src->key_env);
+    for (int i = 0; i < MODE_COUNT; i++)
+        dst->routes[i] = dup_or_null(src->routes[i]);
+}
+
+static int spec_fail(struct config_error *err, const char *key,
+                     const struct origin *o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int spec_fail(struct config_error *err, const char *key,
+                     const struct origin *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    snprintf(err->key, sizeof(err->key), "%s", key);
+    snprintf(err->file, sizeof(err->file), "%s", o->file);
+    err->line = o->line;
+    va_start(ap, fmt);
+    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The key of one entry: inherited from api.*, or its own key, key_file or
+ * key_env (at most one of them). */
+static int spec_key(struct account_config *a, const struct upstream_spec *u,
+                    struct config_error *err)
+{
+    const struct spec_pair *given = NULL;
+    int sources = u->key_env != NULL;
+    char *key = NULL;
+
+    for (size_t j = 0; j < u->npairs; j++) {
+        if (u->pairs[j].s->kind == KIND_SECRET ||
+            u->pairs[j].s->kind == KIND_KEY_FILE) {
+            given = &u->pairs[j];
+            sources++;
+        }
+    }
+    if (sources > 1)
+        return spec_fail(err, u->where, &u->o,
+                         "set only one of key, key_file and key_env");
+    if (given != NULL && given->s->kind == KIND_SECRET) {
+        free(a->key_file);
+        a->key_file = NULL;
+    } else if (given != NULL) {
+        if (read_key_file(a->key_file, &key, err) < 0) {
+            char reason[sizeof(err->reason)];
+
+            memcpy(reason, err->reason, sizeof(reason));
+            spec_fail(err, given->key, &given->o, "%s", reason);
+            snprintf(err->value, sizeof(err->value), "%.200s", a->key_file);
+            return -1;
+        }
+        free_secret(a->key);
+        a->key = key;
+    } else if (u->key_env != NULL) {
+        const char *v = getenv(u->key_env);
+        char key_name[80];
+
+        snprintf(key_name, sizeof(key_name), "%s.key_env", u->where);
+        if (v == NULL || v[0] == '\0')
+            return spec_fail(err, key_name, &u->o,
+                             "environment variable %.40s is not set",
+                             u->key_env);
+        if (check_key(v, err) < 0) {
+            char reason[sizeof(err->reason)];
+
+            memcpy(reason, err->reason, sizeof(reason));
+            return spec_fail(err, key_name, &u->o, "the key in %.40s %s",
+                             u->key_env, reason);
+        }
+        free_secret(a->key);
+        a->key = xstrdup(v);
+        free(a->key_file);
+        a->key_file = NULL;
+        a->key_env = xstrdup(u->key_env);
+    }
+    return 0;
+}
+
+/*
+ * The accounts workers use: each `upstreams` entry applied over the final
+ * api.* values, or, without the list, one copy of api.* named "default".
+ */
+static int build_accounts(struct config *cfg, struct upstream_specs *specs,
+                          struct config_error *err)
+{
+    if (!specs->listed) {
+        cfg->accounts = xcalloc(1, sizeof(*cfg->accounts));
+        account_copy(&cfg->accounts[0], &cfg->api);
+        cfg->naccounts = 1;
+        return 0;
+    }
+    cfg->accounts = xcalloc(specs->n, sizeof(*cfg->accounts));
+    for (size_t i = 0; i < specs->n; i++) {
+        const struct upstream_spec *u = &specs->v[i];
+        struct config scratch;
+
+        memset(&scratch, 0, sizeof(scratch));
+        account_copy(&scratch.api, &cfg->api);
+        free(scratch.api.name);
+        scratch.api.name = xstrdup(u->name);
+        for (size_t j = 0; j < u->npairs; j++) {
+            const struct spec_pair *pair = &u->pairs[j];
+
+            if (apply_text(&scratch, pair->s, pair->text, err) < 0) {
+                char reason[sizeof(err->reason)];
+
+                memcpy(reason, err->reason, sizeof(reason));
+                spec_fail(err, pair->key, &pair->o, "%s", reason);
+                show_value(err, pair->s, pair->text);
+                account_free(&scratch.api);
+                return -1;
+            }
+        }
+        if (spec_key(&scratch.api, u, err) < 0) {
+            account_free(&scratch.api);
+            return -1;
+        }
+        cfg->accounts[cfg->naccounts++] = scratch.api;
     }
     return 0;
 }
@@ -1377,12 +1890,15 @@ void config_defaults(struct config *cfg)
             abort();
         }
     }
+    cfg->api.name = xstrdup("default");
 }
 
 int config_load(struct config *cfg, const char *path, char *const *flags,
                 size_t nflags, struct config_error *err)
 {
     struct origin origins[NSETTINGS];
+    struct upstream_specs specs = {0};
+    int rc = -1;
 
     memset(origins, 0, sizeof(origins));
     memset(err, 0, sizeof(*err));
@@ -1394,13 +1910,17 @@ int config_load(struct config *cfg, const char *path, char *const *flags,
     }
     if (path != NULL) {
         cfg->config_path = xstrdup(path);
-        if (load_file(cfg, path, origins, err) < 0)
-            return -1;
+        if (load_file(cfg, path, origins, &specs, err) < 0)
+            goto out;
     }
     if (load_env(cfg, origins, err) < 0 ||
-        load_flags(cfg, flags, nflags, origins, err) < 0)
-        return -1;
-    return finish(cfg, origins, err);
+        load_flags(cfg, flags, nflags, origins, err) < 0 ||
+        finish(cfg, origins, err) < 0)
+        goto out;
+    rc = build_accounts(cfg, &specs, err);
+out:
+    specs_free(&specs);
+    return rc;
 }
 
 int config_set(struct config *cfg, const char *key, const char *value,
@@ -1425,11 +1945,17 @@ int config_set(struct config *cfg, const char *key, const char *value,
     }
     memset(err, 0, sizeof(*err));
     if (s->kind == KIND_KEY_FILE) {
-        free_secret(cfg->api_key);
-        cfg->api_key = secret;
+        free_secret(cfg->api.key);
+        cfg->api.key = secret;
     } else if (s->kind == KIND_SECRET) {
-        free(cfg->api_key_file);
-        cfg->api_key_file = NULL;
+        free(cfg->api.key_file);
+        cfg->api.key_file = NULL;
+    }
+    /* Without an `upstreams` list the one account is api.* itself. */
+    if (is_account_setting(s) && cfg->naccounts == 1 &&
+        strcmp(cfg->accounts[0].name, "default") == 0) {
+        account_free(&cfg->accounts[0]);
+        account_copy(&cfg->accounts[0], &cfg->api);
     }
     return 0;
 }
@@ -1467,6 +1993,10 @@ static const char *arg_name(enum kind kind)
         return "LEVEL";
     case KIND_FORMAT:
         return "FMT";
+    case KIND_MODES:
+        return "M1,M2";
+    case KIND_BOOL:
+        return "BOOL";
     case KIND_PREFIX:
     case KIND_SECRET:
         break;
@@ -1521,11 +2051,10 @@ void config_free(struct config *cfg)
     free_secret(cfg->redis_password);
     free(cfg->prefix);
     free_strv(cfg->queues, cfg->nqueues);
-    free(cfg->api_base_url);
-    free_secret(cfg->api_key);
-    free(cfg->api_key_file);
-    for (int i = 0; i < MODE_COUNT; i++)
-        free(cfg->mode_prefix[i]);
+    account_free(&cfg->api);
+    for (size_t i = 0; i < cfg->naccounts; i++)
+        account_free(&cfg->accounts[i]);
+    free(cfg->accounts);
     free(cfg->notify_hook);
     free(cfg->poll_schedule_ms);
     memset(cfg, 0, sizeof(*cfg));
@@ -1540,6 +2069,18 @@ static void dump_str(FILE *out, const char *s)
         fputs("\"\"", out);
     else
         fputs(s, out);
+}
+
+static void dump_modes(FILE *out, unsigned modes)
+{
+    const char *sep = "";
+
+    for (int m = 0; m < MODE_COUNT; m++) {
+        if (modes & (1u << m)) {
+            fprintf(out, "%s%s", sep, mode_names[m]);
+            sep = ",";
+        }
+    }
 }
 
 void config_dump_to(const struct config *cfg, FILE *out)
@@ -1588,8 +2129,28 @@ void config_dump_to(const struct config *cfg, FILE *out)
         case KIND_FORMAT:
             fputs(format_names[cfg->log_format], out);
             break;
+        case KIND_MODES:
+            dump_modes(out, *(const unsigned *)f);
+            break;
+        case KIND_BOOL:
+            fputs(*(const int *)f ? "true" : "false", out);
+            break;
         }
         fputc('\n', out);
+    }
+    if (cfg->naccounts == 1 && strcmp(cfg->accounts[0].name, "default") == 0)
+        return; /* the api.* settings above are the only account */
+    for (size_t i = 0; i < cfg->naccounts; i++) {
+        const struct account_config *a = &cfg->accounts[i];
+
+        fprintf(out, "upstreams.%s = %s key %s, modes ", a->name, a->base_url,
+                a->key != NULL ? "(set)" : "(unset)");
+        dump_modes(out, a->modes);
+        fprintf(out, ", max_in_flight %d, limits", a->max_in_flight);
+        for (int m = 0; m < MODE_COUNT; m++)
+            fprintf(out, " %s=%d", mode_names[m], a->mode_limit[m]);
+        fprintf(out, ", batch_fetch %s, min_poll_interval_ms %ld\n",
+                a->batch_fetch ? "true" : "false", a->min_poll_interval_ms);
     }
 }
 

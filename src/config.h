@@ -28,6 +28,31 @@ enum mode {
     MODE_COUNT,
 };
 
+/*
+ * One upstream account: where its MJ API is, how mjq authenticates, which
+ * speed modes it serves and how much of it mjq may use at once. The api.*
+ * settings describe the account "default" and are also the defaults of
+ * every entry of the file's `upstreams` list.
+ */
+struct account_config {
+    char *name;                 /* "default", or the entry's name */
+    char *base_url;             /* e.g. http://127.0.0.1:8080 (no slash) */
+    char *key;                  /* secret; NULL sends no Authorization */
+    char *key_file;             /* where key was read from, or NULL */
+    char *key_env;              /* upstreams: variable holding the key */
+    char *routes[MODE_COUNT];   /* "", "/mj-fast", "/mj-relax", ... */
+    long timeout_ms;            /* whole HTTP request, default 30000 */
+    long connect_timeout_ms;    /* TCP/TLS connect, default 5000 */
+    unsigned modes;             /* bit (1u << mode) per mode served */
+    int max_in_flight;          /* jobs in flight upstream, all modes,
+                                 * across the deployment; 0: no limit */
+    int mode_limit[MODE_COUNT]; /* the same per mode; 0: no limit */
+    int batch_fetch;            /* poll with list-by-condition */
+    int batch_size;             /* task ids per list-by-condition */
+    long batch_window_ms;       /* a due poll waits this long for others */
+    long min_poll_interval_ms;  /* never poll one task faster than this */
+};
+
 struct config {
     char *config_path; /* file that was read, NULL if none */
 
@@ -46,32 +71,41 @@ struct config {
     size_t nqueues;
 
     /* upstream MJ API */
-    char *api_base_url;            /* e.g. http://127.0.0.1:8080 (no slash) */
-    char *api_key;                 /* secret; NULL sends no Authorization */
-    char *api_key_file;            /* where api_key was read from, or NULL */
-    char *mode_prefix[MODE_COUNT]; /* "", "/mj-fast", "/mj-relax", ... */
-    long api_timeout_ms;           /* whole HTTP request, default 30000 */
-    long api_connect_timeout_ms;   /* TCP/TLS connect, default 5000 */
-    char *notify_hook;             /* set as notifyHook on submits, or NULL */
+    struct account_config api;       /* the api.* settings */
+    struct account_config *accounts; /* what workers use: the `upstreams`
+                                      * entries, or one copy of api named
+                                      * "default"; set by config_load */
+    size_t naccounts;
+    char *notify_hook;      /* set as notifyHook on submits, or NULL */
+    int breaker_failures;   /* consecutive transport errors or 5xx that
+                             * pause an account's submits, default 5 */
+    long breaker_open_ms;   /* first pause; doubles per failed probe */
+    long probe_interval_ms; /* probe period of an account out of
+                             * rotation (key rejected, out of quota) */
 
     /* worker */
     int concurrency;        /* jobs in flight per worker, default 100 */
     long *poll_schedule_ms; /* progressive poll delays; last repeats */
     size_t npoll_schedule;
-    long job_timeout_s;       /* default deadline of a job, default 600 */
-    long dedup_window_s;      /* finished-id memory, default 86400 */
-    long results_maxlen;      /* XADD MAXLEN ~ for results, 1000000 */
-    long events_maxlen;       /* XADD MAXLEN ~ for events, 100000 */
-    long max_job_bytes;       /* larger payloads are INVALID, 32 MiB */
-    int submit_max_attempts;  /* transient submit failures, default 8 */
-    long retry_base_ms;       /* first retry delay, default 1000 */
-    long retry_max_ms;        /* retry delay cap, default 30000 */
-    int lost_after_not_found; /* not-found fetches before "lost", 3 */
-    int max_recoveries;       /* take-overs from dead workers before the
-                               * job fails "recovered N times", 3 */
-    long heartbeat_ms;        /* heartbeat period, default 2000 */
-    long heartbeat_ttl_ms;    /* heartbeat key TTL, default 6000 */
-    long shutdown_timeout_s;  /* drain budget on SIGTERM, default 10 */
+    long mode_timeout_s[MODE_COUNT]; /* deadline of a job that sets none,
+                                      * per mode: no mode 600 (the
+                                      * worker.job_timeout_s key), fast
+                                      * 600, relax 3600, turbo 600 */
+    long task_owner_ttl_s;           /* how long task id -> account is kept for
+                                      * follow-ups, default 30 days */
+    long dedup_window_s;             /* finished-id memory, default 86400 */
+    long results_maxlen;             /* XADD MAXLEN ~ for results, 1000000 */
+    long events_maxlen;              /* XADD MAXLEN ~ for events, 100000 */
+    long max_job_bytes;              /* larger payloads are INVALID, 32 MiB */
+    int submit_max_attempts;         /* transient submit failures, default 8 */
+    long retry_base_ms;              /* first retry delay, default 1000 */
+    long retry_max_ms;               /* retry delay cap, default 30000 */
+    int lost_after_not_found;        /* not-found fetches before "lost", 3 */
+    int max_recoveries;              /* take-overs from dead workers before the
+                                      * job fails "recovered N times", 3 */
+    long heartbeat_ms;               /* heartbeat period, default 2000 */
+    long heartbeat_ttl_ms;           /* heartbeat key TTL, default 6000 */
+    long shutdown_timeout_s;         /* drain budget on SIGTERM, default 10 */
 
     /* supervisor */
     int workers;            /* worker processes under `mjq run`, 1 */

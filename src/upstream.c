@@ -475,8 +475,8 @@ struct upstream *upstream_new(struct event_base *base, const struct config *cfg)
     up->post_headers =
         curl_slist_append(up->post_headers, "Accept: application/json");
     up->get_headers = curl_slist_append(NULL, "Accept: application/json");
-    if (cfg->api_key != NULL && cfg->api_key[0] != '\0') {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->api_key);
+    if (cfg->accounts[0].key != NULL && cfg->accounts[0].key[0] != '\0') {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->accounts[0].key);
         up->post_headers = curl_slist_append(up->post_headers, auth);
         up->get_headers = curl_slist_append(up->get_headers, auth);
         explicit_bzero(auth, sizeof(auth));
@@ -523,14 +523,15 @@ struct http_request *upstream_submit(struct upstream *up,
     struct http_request *req;
     char url[1024];
 
-    snprintf(url, sizeof(url), "%s%s/mj/submit/%s", up->cfg->api_base_url,
-             up->cfg->mode_prefix[mode], job_action_name(action));
+    snprintf(url, sizeof(url), "%s%s/mj/submit/%s", up->cfg->accounts[0].base_url,
+             up->cfg->accounts[0].routes[mode], job_action_name(action));
     call->up = up;
     call->action = action;
     call->submit_cb = cb;
     call->ctx = ctx;
     req = http_start(up->http, "POST", url, up->post_headers, body, len,
-                     up->cfg->api_timeout_ms, up->cfg->api_connect_timeout_ms,
+                     up->cfg->accounts[0].timeout_ms,
+                     up->cfg->accounts[0].connect_timeout_ms,
                      on_submit_done, call);
     if (req == NULL)
         free(call);
@@ -545,14 +546,15 @@ struct http_request *upstream_fetch(struct upstream *up, enum mode mode,
     struct http_request *req;
     char url[1024];
 
-    snprintf(url, sizeof(url), "%s%s/mj/task/%s/fetch", up->cfg->api_base_url,
-             up->cfg->mode_prefix[mode], task_id);
+    snprintf(url, sizeof(url), "%s%s/mj/task/%s/fetch", up->cfg->accounts[0].base_url,
+             up->cfg->accounts[0].routes[mode], task_id);
     call->up = up;
     snprintf(call->task_id, sizeof(call->task_id), "%s", task_id);
     call->fetch_cb = cb;
     call->ctx = ctx;
     req = http_start(up->http, "GET", url, up->get_headers, NULL, 0,
-                     up->cfg->api_timeout_ms, up->cfg->api_connect_timeout_ms,
+                     up->cfg->accounts[0].timeout_ms,
+                     up->cfg->accounts[0].connect_timeout_ms,
                      on_fetch_done, call);
     if (req == NULL)
         free(call);

@@ -460,7 +460,7 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         }
     }
     timeout_ms = job->spec.timeout_ms > 0 ? job->spec.timeout_ms
-                                          : job->w->cfg->job_timeout_s * 1000;
+                                          : job->w->cfg->mode_timeout_s[job->spec.mode] * 1000;
     job->deadline =
         clock_mono_ms() + timeout_ms - (clock_wall_ms() - job->started_ms);
     if (info->cancelled) {
@@ -1260,7 +1260,7 @@ static int run(struct config *cfg)
     watch_parent(&w);
 
     log_info("worker started: concurrency %d, queues %zu, upstream %s",
-             cfg->concurrency, cfg->nqueues, cfg->api_base_url);
+             cfg->concurrency, cfg->nqueues, cfg->accounts[0].base_url);
 
     event_base_dispatch(w.base);
 

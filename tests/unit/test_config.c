@@ -186,22 +186,22 @@ static void assert_defaults(const struct config *cfg)
     assert_string_equal(cfg->prefix, "mjq:");
     assert_int_equal(cfg->nqueues, 1);
     assert_string_equal(cfg->queues[0], "default");
-    assert_string_equal(cfg->api_base_url, "http://127.0.0.1:8080");
-    assert_null(cfg->api_key);
-    assert_null(cfg->api_key_file);
-    assert_string_equal(cfg->mode_prefix[MODE_DEFAULT], "");
-    assert_string_equal(cfg->mode_prefix[MODE_FAST], "/mj-fast");
-    assert_string_equal(cfg->mode_prefix[MODE_RELAX], "/mj-relax");
-    assert_string_equal(cfg->mode_prefix[MODE_TURBO], "/mj-turbo");
-    assert_int_equal(cfg->api_timeout_ms, 30000);
-    assert_int_equal(cfg->api_connect_timeout_ms, 5000);
+    assert_string_equal(cfg->api.base_url, "http://127.0.0.1:8080");
+    assert_null(cfg->api.key);
+    assert_null(cfg->api.key_file);
+    assert_string_equal(cfg->api.routes[MODE_DEFAULT], "");
+    assert_string_equal(cfg->api.routes[MODE_FAST], "/mj-fast");
+    assert_string_equal(cfg->api.routes[MODE_RELAX], "/mj-relax");
+    assert_string_equal(cfg->api.routes[MODE_TURBO], "/mj-turbo");
+    assert_int_equal(cfg->api.timeout_ms, 30000);
+    assert_int_equal(cfg->api.connect_timeout_ms, 5000);
     assert_null(cfg->notify_hook);
     assert_int_equal(cfg->concurrency, 100);
     assert_int_equal(cfg->npoll_schedule, 3);
     assert_int_equal(cfg->poll_schedule_ms[0], 2000);
     assert_int_equal(cfg->poll_schedule_ms[1], 4000);
     assert_int_equal(cfg->poll_schedule_ms[2], 8000);
-    assert_int_equal(cfg->job_timeout_s, 600);
+    assert_int_equal(cfg->mode_timeout_s[MODE_DEFAULT], 600);
     assert_int_equal(cfg->dedup_window_s, 86400);
     assert_int_equal(cfg->results_maxlen, 1000000);
     assert_int_equal(cfg->events_maxlen, 100000);
@@ -281,7 +281,8 @@ static void test_shipped_conf_is_complete(void **state)
         snprintf(needle, sizeof(needle), "\n    %s = ", last);
         if (strcmp(key, "queues") == 0)
             snprintf(needle, sizeof(needle), "\nqueues = ");
-        else if (strncmp(key, "api.routes.", 11) == 0)
+        else if (strncmp(key, "api.routes.", 11) == 0 ||
+                 strncmp(key, "api.limits.", 11) == 0)
             snprintf(needle, sizeof(needle), "\n        %s = ", last);
         else if (strcmp(key, "api.key") == 0 ||
                  strcmp(key, "api.key_file") == 0)
@@ -328,12 +329,12 @@ static void test_file_overrides_defaults(void **state)
     assert_string_equal(cfg.queues[0], "high");
     assert_string_equal(cfg.queues[1], "default");
     assert_string_equal(cfg.queues[2], "low");
-    assert_string_equal(cfg.api_base_url, "https://mj.example/v1");
-    assert_int_equal(cfg.api_timeout_ms, 60000);
+    assert_string_equal(cfg.api.base_url, "https://mj.example/v1");
+    assert_int_equal(cfg.api.timeout_ms, 60000);
     assert_string_equal(cfg.notify_hook, "https://hooks.example/mj?t=1");
-    assert_string_equal(cfg.mode_prefix[MODE_DEFAULT], "/std");
-    assert_string_equal(cfg.mode_prefix[MODE_FAST], "/fast");
-    assert_string_equal(cfg.mode_prefix[MODE_RELAX], "/mj-relax");
+    assert_string_equal(cfg.api.routes[MODE_DEFAULT], "/std");
+    assert_string_equal(cfg.api.routes[MODE_FAST], "/fast");
+    assert_string_equal(cfg.api.routes[MODE_RELAX], "/mj-relax");
     assert_int_equal(cfg.concurrency, 250);
     assert_int_equal(cfg.npoll_schedule, 2);
     assert_int_equal(cfg.poll_schedule_ms[0], 500);
@@ -347,8 +348,8 @@ static void test_file_overrides_defaults(void **state)
     assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
     assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
     /* Untouched settings keep their defaults. */
-    assert_int_equal(cfg.api_connect_timeout_ms, 5000);
-    assert_int_equal(cfg.job_timeout_s, 600);
+    assert_int_equal(cfg.api.connect_timeout_ms, 5000);
+    assert_int_equal(cfg.mode_timeout_s[MODE_DEFAULT], 600);
     config_free(&cfg);
 }
 
@@ -368,7 +369,7 @@ static void test_env_overrides_file(void **state)
     if (config_load(&cfg, path, NULL, 0, &err) != 0)
         fail_msg("%s", fmt(&err));
     assert_int_equal(cfg.concurrency, 7);
-    assert_int_equal(cfg.job_timeout_s, 30); /* from the file */
+    assert_int_equal(cfg.mode_timeout_s[MODE_DEFAULT], 30); /* from the file */
     assert_int_equal(cfg.nqueues, 3);
     assert_string_equal(cfg.queues[0], "x");
     assert_string_equal(cfg.queues[1], "y");
@@ -401,7 +402,7 @@ static void test_flags_override_env(void **state)
         fail_msg("%s", fmt(&err));
     assert_int_equal(cfg.concurrency, 11); /* the last flag wins */
     assert_int_equal(cfg.log_level, LOG_LEVEL_WARN);
-    assert_string_equal(cfg.mode_prefix[MODE_FAST], "");
+    assert_string_equal(cfg.api.routes[MODE_FAST], "");
     config_free(&cfg);
 
     /* Translating a CLI flag name to its key. */
@@ -719,7 +720,7 @@ static void test_api_urls(void **state)
         config_defaults(&cfg);
         if (config_set(&cfg, "api.base_url", good[i].url, &err) != 0)
             fail_msg("%s: %s", good[i].url, fmt(&err));
-        assert_string_equal(cfg.api_base_url, good[i].stored);
+        assert_string_equal(cfg.api.base_url, good[i].stored);
         config_free(&cfg);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -746,9 +747,9 @@ static void test_notify_hook_and_routes(void **state)
     assert_int_equal(config_set(&cfg, "api.notify_hook", "", &err), 0);
     assert_null(cfg.notify_hook);
     assert_int_equal(config_set(&cfg, "api.routes.relax", "/a/b", &err), 0);
-    assert_string_equal(cfg.mode_prefix[MODE_RELAX], "/a/b");
+    assert_string_equal(cfg.api.routes[MODE_RELAX], "/a/b");
     assert_int_equal(config_set(&cfg, "api.routes.relax", "", &err), 0);
-    assert_string_equal(cfg.mode_prefix[MODE_RELAX], "");
+    assert_string_equal(cfg.api.routes[MODE_RELAX], "");
     config_free(&cfg);
 
     err = env_fails("MJQ_NOTIFY_HOOK", "hooks.example/cb");
@@ -1095,8 +1096,8 @@ static void test_key_file(void **state)
 
     setenv("MJQ_API_KEY_FILE", path, 1);
     assert_int_equal(config_load(&cfg, NULL, NULL, 0, &err), 0);
-    assert_string_equal(cfg.api_key, "sk-FILEKEY123");
-    assert_string_equal(cfg.api_key_file, path);
+    assert_string_equal(cfg.api.key, "sk-FILEKEY123");
+    assert_string_equal(cfg.api.key_file, path);
     d = dump(&cfg);
     assert_non_null(strstr(d, "api.key = (set)\n"));
     assert_null(strstr(d, "FILEKEY"));
@@ -1151,13 +1152,13 @@ static void test_key_file(void **state)
     path = write_file("key", "sk-SET\n");
     config_defaults(&cfg);
     assert_int_equal(config_set(&cfg, "api.key_file", path, &err), 0);
-    assert_string_equal(cfg.api_key, "sk-SET");
+    assert_string_equal(cfg.api.key, "sk-SET");
     assert_int_equal(config_set(&cfg, "api.key_file", missing, &err), -1);
-    assert_string_equal(cfg.api_key, "sk-SET"); /* unchanged on error */
-    assert_string_equal(cfg.api_key_file, path);
+    assert_string_equal(cfg.api.key, "sk-SET"); /* unchanged on error */
+    assert_string_equal(cfg.api.key_file, path);
     assert_int_equal(config_set(&cfg, "api.key", "sk-DIRECT", &err), 0);
-    assert_string_equal(cfg.api_key, "sk-DIRECT");
-    assert_null(cfg.api_key_file);
+    assert_string_equal(cfg.api.key, "sk-DIRECT");
+    assert_null(cfg.api.key_file);
     config_free(&cfg);
 }
 
@@ -1190,8 +1191,8 @@ static void test_key_and_key_file(void **state)
     path = write_file("k.conf", "api = { key = \"sk-INFILE\"; };");
     setenv("MJQ_API_KEY_FILE", key, 1);
     assert_int_equal(config_load(&cfg, path, NULL, 0, &err), 0);
-    assert_string_equal(cfg.api_key, "sk-FROMFILE");
-    assert_string_equal(cfg.api_key_file, key);
+    assert_string_equal(cfg.api.key, "sk-FROMFILE");
+    assert_string_equal(cfg.api.key_file, key);
     config_free(&cfg);
     clear_env();
 
@@ -1201,8 +1202,8 @@ static void test_key_and_key_file(void **state)
     path = write_file("kf2.conf", text);
     setenv("MJQ_API_KEY", "sk-ENV", 1);
     assert_int_equal(config_load(&cfg, path, NULL, 0, &err), 0);
-    assert_string_equal(cfg.api_key, "sk-ENV");
-    assert_null(cfg.api_key_file);
+    assert_string_equal(cfg.api.key, "sk-ENV");
+    assert_null(cfg.api.key_file);
     config_free(&cfg);
 
     /* A key_file flag beats the env key. */
@@ -1211,7 +1212,7 @@ static void test_key_and_key_file(void **state)
         char *flags[] = {text};
 
         assert_int_equal(config_load(&cfg, NULL, flags, 1, &err), 0);
-        assert_string_equal(cfg.api_key, "sk-FROMFILE");
+        assert_string_equal(cfg.api.key, "sk-FROMFILE");
         config_free(&cfg);
     }
 }
@@ -1249,7 +1250,7 @@ static void test_secret_never_shown(void **state)
 
     setenv("MJQ_API_KEY", "sk-TOPSECRET", 1);
     assert_int_equal(config_load(&cfg, NULL, NULL, 0, &err), 0);
-    assert_string_equal(cfg.api_key, "sk-TOPSECRET");
+    assert_string_equal(cfg.api.key, "sk-TOPSECRET");
     d = dump(&cfg);
     assert_non_null(strstr(d, "api.key = (set)\n"));
     assert_non_null(strstr(d, "api.key_file = (none)\n"));
@@ -1288,9 +1289,26 @@ static void test_dump(void **state)
                            "api.routes.fast = /mj-fast\n"
                            "api.routes.relax = /mj-relax\n"
                            "api.routes.turbo = /mj-turbo\n"
+                           "api.modes = default,fast,relax,turbo\n"
+                           "api.max_in_flight = 0\n"
+                           "api.limits.default = 0\n"
+                           "api.limits.fast = 0\n"
+                           "api.limits.relax = 0\n"
+                           "api.limits.turbo = 0\n"
+                           "api.batch_fetch = false\n"
+                           "api.batch_size = 100\n"
+                           "api.batch_window_ms = 500\n"
+                           "api.min_poll_interval_ms = 0\n"
+                           "api.breaker_failures = 5\n"
+                           "api.breaker_open_ms = 10000\n"
+                           "api.probe_interval_ms = 60000\n"
                            "worker.concurrency = 100\n"
                            "worker.poll_schedule_ms = 2000,4000,8000\n"
                            "worker.job_timeout_s = 600\n"
+                           "worker.job_timeout_fast_s = 600\n"
+                           "worker.job_timeout_relax_s = 3600\n"
+                           "worker.job_timeout_turbo_s = 600\n"
+                           "worker.task_owner_ttl_s = 2592000\n"
                            "worker.dedup_window_s = 86400\n"
                            "worker.max_job_bytes = 33554432\n"
                            "worker.submit_max_attempts = 8\n"
@@ -1489,6 +1507,153 @@ static void test_usage(void **state)
     free(buf);
 }
 
+/* Without `upstreams` the one account is api.*, named "default". */
+static void test_default_account(void **state)
+{
+    struct config cfg;
+    struct config_error err;
+
+    setenv("MJQ_API_KEY", "sk-env", 1);
+    setenv("MJQ_API_MAX_IN_FLIGHT", "13", 1);
+    setenv("MJQ_API_MODES", "relax, fast", 1);
+    setenv("MJQ_API_BATCH_FETCH", "yes", 1);
+    if (config_load(&cfg, NULL, NULL, 0, &err) != 0)
+        fail_msg("%s", fmt(&err));
+    assert_int_equal(cfg.naccounts, 1);
+    assert_string_equal(cfg.accounts[0].name, "default");
+    assert_string_equal(cfg.accounts[0].key, "sk-env");
+    assert_string_equal(cfg.accounts[0].base_url, "http://127.0.0.1:8080");
+    assert_int_equal(cfg.accounts[0].max_in_flight, 13);
+    assert_int_equal(cfg.accounts[0].modes,
+                     (1u << MODE_FAST) | (1u << MODE_RELAX));
+    assert_int_equal(cfg.accounts[0].batch_fetch, 1);
+    assert_int_equal(cfg.mode_timeout_s[MODE_RELAX], 3600);
+    assert_int_equal(cfg.mode_timeout_s[MODE_FAST], 600);
+    config_free(&cfg);
+}
+
+/* Each entry overrides what it names and inherits the rest of api.*. */
+static void test_upstreams(void **state)
+{
+    struct config cfg;
+    struct config_error err;
+    const char *keyf = write_file("b.key", "sk-from-file\n");
+    char text[2048];
+    const char *path;
+    char *d;
+
+    snprintf(text, sizeof(text),
+             "api = { timeout_ms = 12000; key = \"sk-api\";\n"
+             "        limits = { relax = 4; }; };\n"
+             "upstreams = (\n"
+             "  { name = \"main\"; base_url = \"https://a.example/\";\n"
+             "    modes = [\"fast\", \"relax\"]; max_in_flight = 13;\n"
+             "    limits = { fast = 3; }; routes = { fast = \"/f\"; }; },\n"
+             "  { name = \"b-2\"; base_url = \"http://b.example:81\";\n"
+             "    key_file = \"%s\"; batch_fetch = true;\n"
+             "    min_poll_interval_ms = 5000; },\n"
+             "  { name = \"c\"; base_url = \"http://c.example\";\n"
+             "    key_env = \"MJ_KEY_C\"; modes = \"relax\"; }\n"
+             ");\n",
+             keyf);
+    path = write_file("up.conf", text);
+    setenv("MJ_KEY_C", "sk-c", 1);
+    setenv("MJQ_API_CONNECT_TIMEOUT_MS", "700", 1); /* reaches every entry */
+    if (config_load(&cfg, path, NULL, 0, &err) != 0)
+        fail_msg("%s", fmt(&err));
+    unsetenv("MJ_KEY_C");
+    assert_int_equal(cfg.naccounts, 3);
+    assert_string_equal(cfg.accounts[0].name, "main");
+    assert_string_equal(cfg.accounts[0].base_url, "https://a.example");
+    assert_string_equal(cfg.accounts[0].key, "sk-api");
+    assert_int_equal(cfg.accounts[0].timeout_ms, 12000);
+    assert_int_equal(cfg.accounts[0].connect_timeout_ms, 700);
+    assert_int_equal(cfg.accounts[0].modes,
+                     (1u << MODE_FAST) | (1u << MODE_RELAX));
+    assert_int_equal(cfg.accounts[0].max_in_flight, 13);
+    assert_int_equal(cfg.accounts[0].mode_limit[MODE_FAST], 3);
+    assert_int_equal(cfg.accounts[0].mode_limit[MODE_RELAX], 4);
+    assert_string_equal(cfg.accounts[0].routes[MODE_FAST], "/f");
+    assert_string_equal(cfg.accounts[0].routes[MODE_RELAX], "/mj-relax");
+    assert_string_equal(cfg.accounts[1].name, "b-2");
+    assert_string_equal(cfg.accounts[1].key, "sk-from-file");
+    assert_int_equal(cfg.accounts[1].batch_fetch, 1);
+    assert_int_equal(cfg.accounts[1].min_poll_interval_ms, 5000);
+    assert_int_equal(cfg.accounts[1].max_in_flight, 0);
+    assert_int_equal(cfg.accounts[1].modes, 0xfu);
+    assert_string_equal(cfg.accounts[2].key, "sk-c");
+    assert_string_equal(cfg.accounts[2].key_env, "MJ_KEY_C");
+    assert_int_equal(cfg.accounts[2].modes, 1u << MODE_RELAX);
+    /* The dump lists the accounts and never a key. */
+    d = dump(&cfg);
+    assert_non_null(strstr(d, "upstreams.main = https://a.example key (set)"));
+    assert_non_null(strstr(d, "upstreams.c = http://c.example key (set), "
+                              "modes relax"));
+    assert_null(strstr(d, "sk-"));
+    free(d);
+    config_free(&cfg);
+}
+
+static void test_upstreams_errors(void **state)
+{
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"upstreams = ();",
+         "config: upstreams: at least one account is required (%s:1)"},
+        {"upstreams = ( { base_url = \"http://a\"; } );",
+         "config: upstreams[0].name: every upstream account needs a name "
+         "(%s:1)"},
+        {"upstreams = ( { name = \"a\"; },\n { name = \"a\"; } );",
+         "config: upstreams[1].name=a: two upstream accounts are named \"a\" "
+         "(%s:2)"},
+        {"upstreams = ( { name = \"a b\"; } );",
+         "config: upstreams[0].name: use only A-Z a-z 0-9 . _ - in account "
+         "names (%s:1)"},
+        {"upstreams = ( { name = \"a\";\n bogus = 1; } );",
+         "config: upstreams[0].bogus: unknown setting of an upstream account "
+         "(%s:2)"},
+        {"upstreams = ( { name = \"a\";\n notify_hook = \"http://x\"; } );",
+         "config: upstreams[0].notify_hook: unknown setting of an upstream "
+         "account (%s:2)"},
+        {"upstreams = ( { name = \"a\";\n max_in_flight = -1; } );",
+         "config: upstreams[0].max_in_flight=-1: must be between 0 and "
+         "1000000 (%s:2)"},
+        {"upstreams = ( { name = \"a\";\n limits = { slow = 1; }; } );",
+         "config: upstreams[0].limits.slow: unknown setting of an upstream "
+         "account (%s:2)"},
+        {"upstreams = ( { name = \"a\";\n modes = [\"fast\", \"warp\"]; } );",
+         "config: upstreams[0].modes=fast,warp: \"warp\" is not a mode "
+         "(default, fast, relax, turbo) (%s:2)"},
+        {"upstreams = ( { name = \"a\";\n base_url = \"ftp://x\"; } );",
+         "config: upstreams[0].base_url=ftp://x: must start with http:// or "
+         "https:// (%s:2)"},
+        {"upstreams = ( { name = \"a\"; key = \"k\";\n key_env = \"K\"; } "
+         ");",
+         "config: upstreams[0]: set only one of key, key_file and key_env "
+         "(%s:1)"},
+        {"upstreams = ( { name = \"a\"; key_env = \"MJQ_TEST_UNSET\"; } );",
+         "config: upstreams[0].key_env: environment variable MJQ_TEST_UNSET "
+         "is not set (%s:1)"},
+        {"upstreams = { name = \"a\"; };",
+         "config: upstreams: expected a list of groups: ( { name = ...; "
+         "base_url = ...; }, ... ) (%s:1)"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *path = write_file("bad-up.conf", cases[i].text);
+        struct config_error err = load_fails(path, NULL, 0);
+        char want[512];
+
+        const char *at = strstr(cases[i].msg, "%s");
+
+        /* cases[i].msg names the file as %s: put the path there. */
+        snprintf(want, sizeof(want), "%.*s%s%s", (int)(at - cases[i].msg),
+                 cases[i].msg, path, at + 2);
+        assert_string_equal(fmt(&err), want);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
@@ -1522,6 +1687,9 @@ int main(void)
         T(test_mjq_config_env),
         T(test_free_twice),
         T(test_usage),
+        T(test_default_account),
+        T(test_upstreams),
+        T(test_upstreams_errors),
     };
 #undef T
 
