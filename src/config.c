@@ -1389,6 +1389,12 @@ static int parse_upstreams(struct upstream_specs *specs,
                         : "expected a list of groups: ( { name = ...; "
                           "base_url = ...; }, ... )");
     }
+    if (len > MJQ_MAX_ACCOUNTS) {
+        snprintf(err->key, sizeof(err->key), "upstreams");
+        snprintf(err->file, sizeof(err->file), "%s", o->file);
+        err->line = o->line;
+        return fail(err, "at most %d accounts", MJQ_MAX_ACCOUNTS);
+    }
     specs->v = xcalloc((size_t)len, sizeof(*specs->v));
     for (int i = 0; i < len; i++) {
         const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);

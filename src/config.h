@@ -19,6 +19,9 @@
 /* Exit code for "fatal configuration": the supervisor never respawns it. */
 #define MJQ_EXIT_CONFIG 78
 
+/* Most upstream accounts (entries of `upstreams`). */
+#define MJQ_MAX_ACCOUNTS 16
+
 /* Speed modes; MODE_DEFAULT uses the plain /mj route. */
 enum mode {
     MODE_DEFAULT,

@@ -181,6 +181,20 @@ static int validate(json_t *root, long max_bytes, struct job_spec *out,
     out->body = json_incref(body);
     out->body_plain = json_object_get(body, "state") == NULL &&
                       json_object_get(body, "notifyHook") == NULL;
+    /* A follow-up names the task it acts on: it must go to the account
+     * that ran that task. Any shape the server would not take is left
+     * for the server to refuse. */
+    if (out->action == ACTION_ACTION || out->action == ACTION_MODAL) {
+        json_t *task = json_object_get(body, "taskId");
+
+        if (json_is_string(task) &&
+            json_string_length(task) < sizeof(out->parent_task))
+            snprintf(out->parent_task, sizeof(out->parent_task), "%s",
+                     json_string_value(task));
+        else if (json_is_integer(task))
+            snprintf(out->parent_task, sizeof(out->parent_task),
+                     "%" JSON_INTEGER_FORMAT, json_integer_value(task));
+    }
     return 0;
 }
 

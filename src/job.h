@@ -38,7 +38,8 @@ struct job_spec {
     size_t body_len;
     const char *meta_text; /* NULL when absent */
     size_t meta_len;
-    int body_plain; /* body has no "state"/"notifyHook": spliceable */
+    int body_plain;       /* body has no "state"/"notifyHook": spliceable */
+    char parent_task[64]; /* action, modal: body.taskId, "" if none */
 };
 
 /* Why a payload is INVALID, for the result's fail_reason and mjq:dead. */

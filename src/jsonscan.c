@@ -83,6 +83,34 @@ int jsonscan_member(const char *json, size_t len, const char *key, size_t *off,
     }
 }
 
+int jsonscan_element(const char *json, size_t len, size_t *pos, size_t *off,
+                     size_t *vlen)
+{
+    size_t i = skip_ws(json, *pos, len);
+
+    if (*pos == 0) {
+        if (i >= len || json[i] != '[')
+            return -1;
+        i = skip_ws(json, i + 1, len);
+    } else {
+        if (i >= len || json[i] == ']')
+            return 1;
+        if (json[i] != ',')
+            return -1;
+        i = skip_ws(json, i + 1, len);
+    }
+    if (i >= len)
+        return -1;
+    if (json[i] == ']') {
+        *pos = len;
+        return 1;
+    }
+    *off = i;
+    *vlen = skip_value(json, i, len) - i;
+    *pos = i + *vlen;
+    return 0;
+}
+
 /* The validator: a recursive descent over the grammar, depth-bounded. */
 struct vstate {
     const unsigned char *s;

@@ -29,6 +29,15 @@ int jsonscan_member(const char *json, size_t len, const char *key, size_t *off,
 int jsonscan_valid(const char *json, size_t len);
 
 /*
+ * Iterates the elements of the top-level array json[0..len), which must be
+ * valid JSON (jsonscan_valid). Start with *pos = 0; each call sets *off and
+ * *vlen to the span of the next element and returns 0, then 1 once there
+ * are no more; -1 if the text is not an array.
+ */
+int jsonscan_element(const char *json, size_t len, size_t *pos, size_t *off,
+                     size_t *vlen);
+
+/*
  * Decodes the JSON string literal json[0..len) (quotes included) into out
  * as UTF-8, NUL-terminated, truncated to size - 1 bytes. Returns 0, or -1
  * if the span is not a well-formed string literal.

@@ -63,3 +63,14 @@ char *keys_workers(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "workers", NULL);
 }
+
+char *keys_task_owner(char *buf, size_t len, const char *prefix,
+                      const char *task_id)
+{
+    return build(buf, len, prefix, "task", task_id);
+}
+
+char *keys_accounts(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "accounts", NULL);
+}

@@ -26,6 +26,11 @@ char *keys_processing(char *buf, size_t len, const char *prefix,
 char *keys_heartbeat(char *buf, size_t len, const char *prefix,
                      const char *worker);
 char *keys_workers(char *buf, size_t len, const char *prefix);
+/* The configured accounts, described for `mjq status`. */
+char *keys_accounts(char *buf, size_t len, const char *prefix);
+/* Which account runs upstream task task_id (for follow-ups). */
+char *keys_task_owner(char *buf, size_t len, const char *prefix,
+                      const char *task_id);
 
 /* Largest key mjq builds: prefix (<=64) + kind + a 128-char id. */
 #define KEYS_MAX 256

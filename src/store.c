@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,26 +16,30 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define MAX_ARGS         64
+#define MAX_ARGS         96
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 
 /*
  * take: moves up to ARGV[1] payloads from the queues KEYS[2..], in strict
- * priority order, to the processing list KEYS[1]. Atomic, so a crash
- * either leaves a payload in its queue or in the processing list.
+ * priority order, to the processing list KEYS[1], at most ARGV[1 + i] from
+ * queue i (0: skip it; the worker pauses a queue whose jobs found no
+ * upstream capacity). Atomic, so a crash either leaves a payload in its
+ * queue or in the processing list.
  * Returns a flat array: queue index, payload, queue index, payload...
  */
 static const char take_lua[] =
     "local out = {}\n"
     "local want = tonumber(ARGV[1])\n"
     "for i = 2, #KEYS do\n"
-    "  while want > 0 do\n"
+    "  local cap = tonumber(ARGV[i])\n"
+    "  while want > 0 and cap > 0 do\n"
     "    local v = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
     "    if not v then break end\n"
     "    out[#out + 1] = i - 2\n"
     "    out[#out + 1] = v\n"
     "    want = want - 1\n"
+    "    cap = cap - 1\n"
     "  end\n"
     "  if want == 0 then break end\n"
     "end\n"
@@ -42,36 +47,116 @@ static const char take_lua[] =
 
 /*
  * claim: KEYS[1] job record, KEYS[2] cancel flag; ARGV: worker, now ms,
- * heartbeat key prefix, queue, action. Creates the record only if absent;
- * otherwise decides between done, ours, busy (live owner) and resume
- * (owner released it or its heartbeat is gone), taking it over for
- * resume. The heartbeat key is derived from the record, so this script
- * needs a single Redis, not a cluster.
+ * prefix, queue, action, job id, parent task id ("" if none), number of
+ * candidate accounts, then per candidate: name, limit, mode, mode limit.
+ *
+ * Creates the record only if absent; otherwise decides between done,
+ * ours ("mine": a claim whose reply was lost), busy (live owner) and
+ * resume (the owner released it or its heartbeat is gone), taking it over
+ * for resume. A job that still has to be submitted then needs room on an
+ * account: the candidate with the most room (ties: the worker's order),
+ * restricted to the account that ran the parent task when one is known
+ * (<p>task:<parent>). Room is counted with leases, hashes
+ * <p>lease:<account>[:<mode>] of job id -> worker; a full hash first drops
+ * leases whose job is done or gone, or was never submitted and whose
+ * holder is dead or no longer owns it: capacity dies with its holder, but
+ * a task running upstream keeps its lease until its job ends. No room
+ * anywhere: the answer is "full", the record ours in state "waiting"
+ * (the worker hands the payload back to its queue, or ends it if its
+ * deadline passed meanwhile). A job that holds
+ * leases already (submitted, or a resent claim) takes them over.
+ * Returns {kind, cancel, task_id, taken_ms, submits, polls, recoveries,
+ * previous owner, account, leases ("|"-separated keys)}.
+ * Heartbeat, lease and record keys are derived, so this needs a single
+ * Redis, not a cluster.
  */
 static const char claim_lua[] =
+    "local p, me, id = ARGV[3], ARGV[1], ARGV[6]\n"
     "local cancel = redis.call('EXISTS', KEYS[2])\n"
     "local f = redis.call('HMGET', KEYS[1], 'state', 'owner', 'task_id',\n"
-    "  'taken_ms', 'submits', 'polls', 'recoveries')\n"
+    "  'taken_ms', 'submits', 'polls', 'recoveries', 'account', 'leases')\n"
+    "local kind, owner = 'new', ''\n"
     "if not f[1] then\n"
-    "  redis.call('HSET', KEYS[1], 'state', 'taken', 'owner', ARGV[1],\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'taken', 'owner', me,\n"
     "    'taken_ms', ARGV[2], 'queue', ARGV[4], 'action', ARGV[5])\n"
-    "  return {'new', cancel, '', ARGV[2], '0', '0', '0', ''}\n"
-    "end\n"
-    "local owner = f[2] or ''\n"
-    "local kind\n"
-    "if f[1] == 'done' then kind = 'done'\n"
-    "elseif owner == ARGV[1] then kind = 'mine'\n"
-    "elseif owner ~= '' and redis.call('EXISTS', ARGV[3] .. owner) == 1 then\n"
-    "  kind = 'busy'\n"
     "else\n"
-    "  kind = 'resume'\n"
-    "  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'taken')\n"
-    "  if owner ~= '' then\n"
-    "    redis.call('HINCRBY', KEYS[1], 'recoveries', 1)\n"
+    "  owner = f[2] or ''\n"
+    "  if f[1] == 'done' then kind = 'done'\n"
+    "  elseif owner == me then kind = 'mine'\n"
+    "  elseif owner ~= '' and\n"
+    "      redis.call('EXISTS', p .. 'worker:' .. owner) == 1 then\n"
+    "    kind = 'busy'\n"
+    "  else\n"
+    "    kind = 'resume'\n"
+    "    redis.call('HSET', KEYS[1], 'owner', me, 'state', 'taken')\n"
+    "    if owner ~= '' then\n"
+    "      redis.call('HINCRBY', KEYS[1], 'recoveries', 1)\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "return {kind, cancel, f[3] or '', f[4] or '', f[5] or '0',\n"
-    "  f[6] or '0', f[7] or '0', owner}\n";
+    "local task, account, leases = f[3] or '', f[8] or '', f[9] or ''\n"
+    "local function reclaim(key)\n"
+    "  local all = redis.call('HGETALL', key)\n"
+    "  for i = 1, #all, 2 do\n"
+    "    local r = redis.call('HMGET', p .. 'job:' .. all[i], 'state',\n"
+    "      'task_id', 'owner')\n"
+    "    if not r[1] or r[1] == 'done' or ((r[2] or '') == '' and\n"
+    "        ((r[3] or '') ~= all[i + 1] or\n"
+    "         redis.call('EXISTS', p .. 'worker:' .. all[i + 1]) == 0)) then\n"
+    "      redis.call('HDEL', key, all[i])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local function room(key, limit)\n"
+    "  if limit <= 0 then return 1000000000 end\n"
+    "  local n = redis.call('HLEN', key)\n"
+    "  if n >= limit then reclaim(key); n = redis.call('HLEN', key) end\n"
+    "  return limit - n\n"
+    "end\n"
+    "if kind == 'new' or kind == 'mine' or kind == 'resume' then\n"
+    "  for k in string.gmatch(leases, '[^|]+') do\n"
+    "    if task ~= '' then redis.call('HSET', k, id, me)\n"
+    "    else redis.call('HDEL', k, id) end\n"
+    "  end\n"
+    "  if task == '' then\n"
+    "    leases, account = '', ''\n"
+    "    local only = false\n"
+    "    if ARGV[7] ~= '' then\n"
+    "      only = redis.call('GET', p .. 'task:' .. ARGV[7])\n"
+    "    end\n"
+    "    local best, most = nil, 0\n"
+    "    for i = 0, tonumber(ARGV[8]) - 1 do\n"
+    "      local name, lim = ARGV[9 + 4 * i], tonumber(ARGV[10 + 4 * i])\n"
+    "      local mkey = p .. 'lease:' .. name .. ':' .. ARGV[11 + 4 * i]\n"
+    "      local mlim = tonumber(ARGV[12 + 4 * i])\n"
+    "      if not only or only == name then\n"
+    "        local free = math.min(room(p .. 'lease:' .. name, lim),\n"
+    "          room(mkey, mlim))\n"
+    "        if free > most then best, most = i, free end\n"
+    "      end\n"
+    "    end\n"
+    "    if not best then\n"
+    "      redis.call('HSET', KEYS[1], 'state', 'waiting', 'account', '',\n"
+    "        'leases', '')\n"
+    "      kind = 'full'\n"
+    "    else\n"
+    "      account = ARGV[9 + 4 * best]\n"
+    "      local keys = {}\n"
+    "      if tonumber(ARGV[10 + 4 * best]) > 0 then\n"
+    "        keys[#keys + 1] = p .. 'lease:' .. account\n"
+    "      end\n"
+    "      if tonumber(ARGV[12 + 4 * best]) > 0 then\n"
+    "        keys[#keys + 1] = p .. 'lease:' .. account .. ':' ..\n"
+    "          ARGV[11 + 4 * best]\n"
+    "      end\n"
+    "      for _, k in ipairs(keys) do redis.call('HSET', k, id, me) end\n"
+    "      leases = table.concat(keys, '|')\n"
+    "      redis.call('HSET', KEYS[1], 'account', account, 'leases', leases)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {kind, cancel, task, f[4] or ARGV[2], f[5] or '0', f[6] or '0',\n"
+    "  f[7] or '0', owner, account, leases}\n";
 
 /*
  * sweep: ARGV prefix, default queue, sweeper id, lock ms. Runs only for
@@ -112,10 +197,81 @@ static const char sweep_lua[] =
     "out[1] = moved\n"
     "return out\n";
 
-enum script { SCRIPT_TAKE, SCRIPT_CLAIM, SCRIPT_SWEEP, SCRIPT_COUNT };
+/*
+ * finish: KEYS results stream, processing list, job record, events, dead
+ * stream; ARGV worker, payload, mark done (1/0), status, finished ms,
+ * task id, dedup TTL s, leases, dead (1/0), error, results maxlen, events
+ * maxlen, job id, then the result entry's fields and values.
+ *
+ * A result is published exactly when this call removes the payload from
+ * the worker's processing list. So a finish resent after a lost reply
+ * publishes nothing the second time, and a worker that was cut off long
+ * enough for the sweep to hand its payload to another worker publishes
+ * nothing either: the new owner does. Returns 1, or 0 when the payload
+ * was not there.
+ */
+static const char finish_lua[] =
+    "if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end\n"
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[11], '*',\n"
+    "  unpack(ARGV, 14))\n"
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('HSET', KEYS[3], 'state', 'done', 'status', ARGV[4],\n"
+    "    'owner', ARGV[1], 'finished_ms', ARGV[5])\n"
+    "  if ARGV[6] ~= '' then\n"
+    "    redis.call('HSET', KEYS[3], 'task_id', ARGV[6])\n"
+    "  end\n"
+    "  redis.call('EXPIRE', KEYS[3], ARGV[7])\n"
+    "end\n"
+    "for k in string.gmatch(ARGV[8], '[^|]+') do\n"
+    "  redis.call('HDEL', k, ARGV[13])\n"
+    "end\n"
+    "if ARGV[9] == '1' then\n"
+    "  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'id',\n"
+    "    ARGV[13], 'error', ARGV[10], 'worker', ARGV[1], 'ts', ARGV[5],\n"
+    "    'payload', ARGV[2])\n"
+    "end\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'type',\n"
+    "  'finished', 'ts', ARGV[5], 'worker', ARGV[1], 'id', ARGV[13],\n"
+    "  'status', ARGV[4])\n"
+    "return 1\n";
 
-static const char *const script_text[SCRIPT_COUNT] = {take_lua, claim_lua,
-                                                      sweep_lua};
+/*
+ * handback: KEYS processing list, queue, job record; ARGV worker,
+ * payload, claimed (1/0), task id, submits, polls, leases, job id.
+ * Moves the payload back to the end of its queue that is taken next, if
+ * it is still in the processing list (else it was handed on already:
+ * nothing to do, returns 0). A record still ours is released: with its
+ * task id, for the next owner to poll; without one, its leases too.
+ */
+static const char handback_lua[] =
+    "if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end\n"
+    "if ARGV[3] == '1' and redis.call('HGET', KEYS[3], 'owner') == ARGV[1]\n"
+    "then\n"
+    "  redis.call('HSET', KEYS[3], 'owner', '', 'state', 'released',\n"
+    "    'submits', ARGV[5], 'polls', ARGV[6])\n"
+    "  if ARGV[4] ~= '' then\n"
+    "    redis.call('HSET', KEYS[3], 'task_id', ARGV[4])\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[3], 'leases', '', 'account', '')\n"
+    "    for k in string.gmatch(ARGV[7], '[^|]+') do\n"
+    "      redis.call('HDEL', k, ARGV[8])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+enum script {
+    SCRIPT_TAKE,
+    SCRIPT_CLAIM,
+    SCRIPT_SWEEP,
+    SCRIPT_FINISH,
+    SCRIPT_HANDBACK,
+    SCRIPT_COUNT
+};
+
+static const char *const script_text[SCRIPT_COUNT] = {
+    take_lua, claim_lua, sweep_lua, finish_lua, handback_lua};
 
 struct conn {
     struct store *store;
@@ -153,6 +309,7 @@ struct store {
     char heartbeat_prefix[KEYS_MAX];
     char workers[KEYS_MAX];
     char **queue_keys;
+    unsigned *caps; /* per queue: most payloads one take moves; 0 paused */
     int freeing;
     unsigned long long commands;
 };
@@ -406,6 +563,9 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     keys_heartbeat(s->heartbeat_prefix, KEYS_MAX, cfg->prefix, "");
     keys_workers(s->workers, KEYS_MAX, cfg->prefix);
     s->queue_keys = xcalloc(cfg->nqueues, sizeof(char *));
+    s->caps = xcalloc(cfg->nqueues, sizeof(unsigned));
+    for (size_t i = 0; i < cfg->nqueues; i++)
+        s->caps[i] = UINT_MAX;
     for (size_t i = 0; i < cfg->nqueues; i++) {
         s->queue_keys[i] = xmalloc(KEYS_MAX);
         keys_queue(s->queue_keys[i], KEYS_MAX, cfg->prefix, cfg->queues[i]);
@@ -448,6 +608,7 @@ void store_free(struct store *s)
     }
     free(s->blocking);
     free(s->queue_keys);
+    free(s->caps);
     free(s->worker);
     free(s);
 }
@@ -572,6 +733,8 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
     for (size_t i = 0; i < s->cfg->nqueues; i++)
         args_add(&a, s->queue_keys[i]);
     args_addll(&a, max);
+    for (size_t i = 0; i < s->cfg->nqueues; i++)
+        args_addll(&a, s->caps[i] < max ? s->caps[i] : max);
     p = pending_new(s, cb, ctx);
     if (send_args(&s->cmd, on_take, p, &a) != 0) {
         free(p);
@@ -579,6 +742,11 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
     }
     s->takes_pending++;
     return 0;
+}
+
+void store_set_cap(struct store *s, size_t queue, unsigned cap)
+{
+    s->caps[queue] = cap;
 }
 
 int store_needs_reconcile(const struct store *s)
@@ -675,7 +843,7 @@ static void arm_blocking(struct conn *c)
     struct args a = {0};
     char timeout[32];
 
-    if (c->armed || !c->up)
+    if (c->armed || !c->up || s->caps[c->queue] == 0)
         return;
     args_add(&a, "BLMOVE");
     args_add(&a, s->queue_keys[c->queue]);
@@ -722,13 +890,13 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
     struct pending *p = priv;
     redisReply *r = reply;
     struct store_claim_info info;
-    static const char *const kinds[] = {"new", "mine", "resume", "done",
-                                        "busy"};
+    static const char *const kinds[] = {"new",  "mine", "resume",
+                                        "done", "busy", "full"};
     int rc = reply_rc(r);
 
     (void)ac;
     memset(&info, 0, sizeof(info));
-    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 8))
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 10))
         rc = -2;
     if (rc != 0) {
         if (r != NULL)
@@ -755,19 +923,26 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
         r->element[6]->str ? strtol(r->element[6]->str, NULL, 10) : 0;
     snprintf(info.owner, sizeof(info.owner), "%s",
              r->element[7]->str != NULL ? r->element[7]->str : "");
+    snprintf(info.account, sizeof(info.account), "%s",
+             r->element[8]->str != NULL ? r->element[8]->str : "");
+    snprintf(info.leases, sizeof(info.leases), "%s",
+             r->element[9]->str != NULL ? r->element[9]->str : "");
     p->cb.claim(0, &info, p->ctx);
     free(p);
 }
 
-int store_claim(struct store *s, const char *id, const char *queue,
-                const char *action, store_claim_fn *cb, void *ctx)
+int store_claim(struct store *s, const struct store_claim_req *req,
+                store_claim_fn *cb, void *ctx)
 {
     char job[KEYS_MAX], cancel[KEYS_MAX];
     struct args a = {0};
     struct pending *p;
+    size_t n = req->ncands;
 
-    keys_job(job, sizeof(job), s->cfg->prefix, id);
-    keys_cancel(cancel, sizeof(cancel), s->cfg->prefix, id);
+    if (n > (MAX_ARGS - 16) / 4)
+        n = (MAX_ARGS - 16) / 4; /* bounded: accounts are few */
+    keys_job(job, sizeof(job), s->cfg->prefix, req->id);
+    keys_cancel(cancel, sizeof(cancel), s->cfg->prefix, req->id);
     args_add(&a, "EVALSHA");
     args_add(&a, s->sha[SCRIPT_CLAIM]);
     args_add(&a, "2");
@@ -775,9 +950,18 @@ int store_claim(struct store *s, const char *id, const char *queue,
     args_add(&a, cancel);
     args_add(&a, s->worker);
     args_addll(&a, clock_wall_ms());
-    args_add(&a, s->heartbeat_prefix);
-    args_add(&a, queue);
-    args_add(&a, action);
+    args_add(&a, s->cfg->prefix);
+    args_add(&a, req->queue);
+    args_add(&a, req->action);
+    args_add(&a, req->id);
+    args_add(&a, req->parent_task != NULL ? req->parent_task : "");
+    args_addll(&a, (long long)n);
+    for (size_t i = 0; i < n; i++) {
+        args_add(&a, req->cands[i].account);
+        args_addll(&a, req->cands[i].limit);
+        args_add(&a, req->mode);
+        args_addll(&a, req->cands[i].mode_limit);
+    }
     p = pending_new(s, cb, ctx);
     if (send_args(&s->cmd, on_claim, p, &a) != 0) {
         free(p);
@@ -823,6 +1007,11 @@ static int send_done(struct store *s, const struct args *a, store_done_fn *cb,
     return 0;
 }
 
+static int send_plain(struct store *s, const struct args *a)
+{
+    return send_args(&s->cmd, NULL, NULL, a);
+}
+
 /* Event arguments: XADD events MAXLEN ~ N * type T ts MS worker W [id I]. */
 static void event_args(struct store *s, struct args *a, const char *type,
                        const char *id)
@@ -859,11 +1048,25 @@ void store_event(struct store *s, const char *type, const char *id,
 }
 
 int store_submitted(struct store *s, const char *id, const char *task_id,
-                    long submits, store_done_fn *cb, void *ctx)
+                    long submits, const char *account, store_done_fn *cb,
+                    void *ctx)
 {
     char job[KEYS_MAX];
     struct args a = {0};
     const char *fields[] = {"task_id", task_id};
+
+    if (account != NULL) {
+        char key[KEYS_MAX];
+
+        keys_task_owner(key, sizeof(key), s->cfg->prefix, task_id);
+        args_add(&a, "SET");
+        args_add(&a, key);
+        args_add(&a, account);
+        args_add(&a, "EX");
+        args_addll(&a, s->cfg->task_owner_ttl_s);
+        send_plain(s, &a);
+        memset(&a, 0, sizeof(a));
+    }
 
     keys_job(job, sizeof(job), s->cfg->prefix, id);
     args_add(&a, "HSET");
@@ -991,11 +1194,6 @@ int store_still_held(struct store *s, const char *payload, size_t len,
     return 0;
 }
 
-static int send_plain(struct store *s, const struct args *a)
-{
-    return send_args(&s->cmd, NULL, NULL, a);
-}
-
 static void field(struct store_field *f, size_t *n, const char *name,
                   const char *value)
 {
@@ -1042,153 +1240,108 @@ size_t store_result_fields(const struct store_result *r, const char *worker,
     return n;
 }
 
+/* The finish and hand-back scripts answer 1 (done) or 0 (the payload
+ * had left the processing list: nothing was done). */
+static void on_script_done(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
+        rc = -2;
+    if (rc == -2) {
+        log_error("redis: %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "bad script reply");
+        check_noscript(p->store, r);
+    }
+    if (rc == 0 && r->integer == 0)
+        rc = 1;
+    if (p->cb.done != NULL)
+        p->cb.done(rc, p->ctx);
+    free(p);
+}
+
+static int send_script(struct store *s, const struct args *a, store_done_fn *cb,
+                       void *ctx)
+{
+    struct pending *p = pending_new(s, cb, ctx);
+
+    if (send_args(&s->cmd, on_script_done, p, a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
+}
+
 int store_finish(struct store *s, const struct store_result *r,
                  store_done_fn *cb, void *ctx)
 {
-    char results[KEYS_MAX], job[KEYS_MAX];
-    /* Lives until the XADD is sent: its numbers are formatted in it. */
+    char results[KEYS_MAX], job[KEYS_MAX], dead[KEYS_MAX];
+    /* Lives until the command is sent: its numbers are formatted in it. */
     struct store_field f[STORE_RESULT_FIELDS];
     size_t nfields;
     struct args a = {0};
 
     if (!s->cmd.up)
         return -1;
-    args_add(&a, "MULTI");
-    send_plain(s, &a);
-
-    memset(&a, 0, sizeof(a));
     keys_results(results, sizeof(results), s->cfg->prefix, r->reply_to);
-    args_add(&a, "XADD");
+    keys_job(job, sizeof(job), s->cfg->prefix, r->id != NULL ? r->id : "");
+    keys_dead(dead, sizeof(dead), s->cfg->prefix);
+    args_add(&a, "EVALSHA");
+    args_add(&a, s->sha[SCRIPT_FINISH]);
+    args_add(&a, "5");
     args_add(&a, results);
-    args_add(&a, "MAXLEN");
-    args_add(&a, "~");
+    args_add(&a, s->processing);
+    args_add(&a, job);
+    args_add(&a, s->events);
+    args_add(&a, dead);
+    args_add(&a, s->worker);
+    args_addn(&a, r->payload, r->payload_len);
+    args_add(&a, r->mark_done ? "1" : "0");
+    args_add(&a, r->status);
+    args_addll(&a, r->finished_ms);
+    args_add(&a, r->task_id != NULL ? r->task_id : "");
+    args_addll(&a, s->cfg->dedup_window_s);
+    args_add(&a, r->leases != NULL ? r->leases : "");
+    args_add(&a, r->dead ? "1" : "0");
+    args_add(&a, r->fail_reason != NULL ? r->fail_reason : "");
     args_addll(&a, s->cfg->results_maxlen);
-    args_add(&a, "*");
+    args_addll(&a, s->cfg->events_maxlen);
+    args_add(&a, r->id != NULL ? r->id : "");
     nfields = store_result_fields(r, s->worker, f, STORE_RESULT_FIELDS);
     for (size_t i = 0; i < nfields; i++) {
         args_add(&a, f[i].name);
         args_addn(&a, f[i].value, f[i].len);
     }
-    send_plain(s, &a);
-
-    memset(&a, 0, sizeof(a));
-    args_add(&a, "LREM");
-    args_add(&a, s->processing);
-    args_add(&a, "1");
-    args_addn(&a, r->payload, r->payload_len);
-    send_plain(s, &a);
-
-    if (r->mark_done) {
-        memset(&a, 0, sizeof(a));
-        keys_job(job, sizeof(job), s->cfg->prefix, r->id);
-        args_add(&a, "HSET");
-        args_add(&a, job);
-        args_add(&a, "state");
-        args_add(&a, "done");
-        args_add(&a, "status");
-        args_add(&a, r->status);
-        args_add(&a, "owner");
-        args_add(&a, s->worker);
-        args_add(&a, "finished_ms");
-        args_addll(&a, r->finished_ms);
-        if (r->task_id != NULL && r->task_id[0] != '\0') {
-            args_add(&a, "task_id");
-            args_add(&a, r->task_id);
-        }
-        send_plain(s, &a);
-
-        memset(&a, 0, sizeof(a));
-        args_add(&a, "EXPIRE");
-        args_add(&a, job);
-        args_addll(&a, s->cfg->dedup_window_s);
-        send_plain(s, &a);
-    }
-
-    if (r->dead) {
-        char dead[KEYS_MAX];
-
-        memset(&a, 0, sizeof(a));
-        keys_dead(dead, sizeof(dead), s->cfg->prefix);
-        args_add(&a, "XADD");
-        args_add(&a, dead);
-        args_add(&a, "MAXLEN");
-        args_add(&a, "~");
-        args_addll(&a, s->cfg->results_maxlen);
-        args_add(&a, "*");
-        args_add(&a, "id");
-        args_add(&a, r->id != NULL ? r->id : "");
-        args_add(&a, "error");
-        args_add(&a, r->fail_reason != NULL ? r->fail_reason : "");
-        args_add(&a, "worker");
-        args_add(&a, s->worker);
-        args_add(&a, "ts");
-        args_addll(&a, r->finished_ms);
-        args_add(&a, "payload");
-        args_addn(&a, r->payload, r->payload_len);
-        send_plain(s, &a);
-    }
-
-    memset(&a, 0, sizeof(a));
-    event_args(s, &a, "finished", r->id);
-    args_add(&a, "status");
-    args_add(&a, r->status);
-    send_plain(s, &a);
-
-    memset(&a, 0, sizeof(a));
-    args_add(&a, "EXEC");
-    return send_done(s, &a, cb, ctx);
+    return send_script(s, &a, cb, ctx);
 }
 
-int store_handback(struct store *s, const char *id, int claimed,
-                   const char *task_id, const char *payload, size_t len,
-                   int queue, long submits, long polls, store_done_fn *cb,
-                   void *ctx)
+int store_handback(struct store *s, const struct store_handback_req *req,
+                   store_done_fn *cb, void *ctx)
 {
+    char job[KEYS_MAX];
     struct args a = {0};
 
     if (!s->cmd.up)
         return -1;
-    args_add(&a, "MULTI");
-    send_plain(s, &a);
-    if (claimed) {
-        char job[KEYS_MAX];
-
-        memset(&a, 0, sizeof(a));
-        keys_job(job, sizeof(job), s->cfg->prefix, id);
-        args_add(&a, "HSET");
-        args_add(&a, job);
-        args_add(&a, "owner");
-        args_add(&a, "");
-        args_add(&a, "state");
-        args_add(&a, "released");
-        if (task_id != NULL && task_id[0] != '\0') {
-            args_add(&a, "task_id");
-            args_add(&a, task_id);
-        }
-        args_add(&a, "submits");
-        args_addll(&a, submits);
-        args_add(&a, "polls");
-        args_addll(&a, polls);
-        send_plain(s, &a);
-    }
-    memset(&a, 0, sizeof(a));
-    args_add(&a, "LREM");
+    keys_job(job, sizeof(job), s->cfg->prefix, req->id);
+    args_add(&a, "EVALSHA");
+    args_add(&a, s->sha[SCRIPT_HANDBACK]);
+    args_add(&a, "3");
     args_add(&a, s->processing);
-    args_add(&a, "1");
-    args_addn(&a, payload, len);
-    send_plain(s, &a);
-
-    /* RPUSH: the right end is where workers take from, so a handed-back
-     * job is the next one served, ahead of newer work. */
-    memset(&a, 0, sizeof(a));
-    args_add(&a, "RPUSH");
-    args_add(&a, s->queue_keys[queue]);
-    args_addn(&a, payload, len);
-    send_plain(s, &a);
-
-    memset(&a, 0, sizeof(a));
-    args_add(&a, "EXEC");
-    return send_done(s, &a, cb, ctx);
+    args_add(&a, s->queue_keys[req->queue]);
+    args_add(&a, job);
+    args_add(&a, s->worker);
+    args_addn(&a, req->payload, req->len);
+    args_add(&a, req->claimed ? "1" : "0");
+    args_add(&a, req->task_id != NULL ? req->task_id : "");
+    args_addll(&a, req->submits);
+    args_addll(&a, req->polls);
+    args_add(&a, req->leases != NULL ? req->leases : "");
+    args_add(&a, req->id);
+    return send_script(s, &a, cb, ctx);
 }
 
 static void on_heartbeat(redisAsyncContext *ac, void *reply, void *priv)
@@ -1319,4 +1472,38 @@ void store_retire(struct store *s, store_done_fn *cb, void *ctx)
     args_add(&a, s->heartbeat);
     if (send_done(s, &a, cb, ctx) != 0 && cb != NULL)
         cb(-1, ctx);
+}
+
+void store_publish_accounts(struct store *s)
+{
+    static const char *const modes[MODE_COUNT] = {"default", "fast", "relax",
+                                                  "turbo"};
+    char key[KEYS_MAX];
+
+    keys_accounts(key, sizeof(key), s->cfg->prefix);
+    for (size_t i = 0; i < s->cfg->naccounts; i++) {
+        const struct account_config *a = &s->cfg->accounts[i];
+        struct args args = {0};
+        char json[512];
+        int n = snprintf(json, sizeof(json), "{\"modes\":[");
+
+        for (int m = 0, k = 0; m < MODE_COUNT; m++)
+            if (a->modes & (1u << m))
+                n += snprintf(json + n, sizeof(json) - (size_t)n, "%s\"%s\"",
+                              k++ ? "," : "", modes[m]);
+        n += snprintf(json + n, sizeof(json) - (size_t)n,
+                      "],\"max_in_flight\":%d,\"mode_limits\":{",
+                      a->max_in_flight);
+        for (int m = 0; m < MODE_COUNT; m++)
+            n += snprintf(json + n, sizeof(json) - (size_t)n, "%s\"%s\":%d",
+                          m ? "," : "", modes[m], a->mode_limit[m]);
+        snprintf(json + n, sizeof(json) - (size_t)n,
+                 "},\"batch_fetch\":%s,\"min_poll_interval_ms\":%ld}",
+                 a->batch_fetch ? "true" : "false", a->min_poll_interval_ms);
+        args_add(&args, "HSET");
+        args_add(&args, key);
+        args_add(&args, a->name);
+        args_add(&args, json);
+        send_plain(s, &args);
+    }
 }

@@ -35,6 +35,26 @@ enum store_claim_kind {
     CLAIM_RESUME, /* released or orphaned: ours now, resume it */
     CLAIM_DONE,   /* finished inside the dedup window */
     CLAIM_BUSY,   /* owned by a live worker */
+    CLAIM_FULL,   /* ours, but not submitted yet and no candidate
+                   * account has room: hand it back to wait */
+};
+
+/* An account that may take a job, as a claim offers it (best first). */
+struct store_candidate {
+    const char *account; /* name */
+    int limit;           /* jobs in flight on it, all modes; 0: none */
+    int mode_limit;      /* jobs in flight on it in the job's mode; 0 */
+};
+
+/* What store_claim needs; strings borrowed for the call. */
+struct store_claim_req {
+    const char *id;
+    const char *queue;       /* where it was taken from */
+    const char *action;      /* its action, for the record */
+    const char *mode;        /* "default", "fast", ... (lease key) */
+    const char *parent_task; /* action/modal: body.taskId, or NULL */
+    const struct store_candidate *cands;
+    size_t ncands;
 };
 
 struct store_claim_info {
@@ -45,6 +65,8 @@ struct store_claim_info {
     long submits, polls; /* spent so far by earlier owners */
     long recoveries;     /* times taken over from a dead worker */
     char owner[128];     /* previous owner ("" if released) */
+    char account[40];    /* account of the job: chosen now, or recorded */
+    char leases[300];    /* lease keys it holds, "|"-separated */
 };
 
 /* A finished job, as the result stream entry (docs/contract.md §2). Every
@@ -64,8 +86,9 @@ struct store_result {
     const char *reply_to;
     const char *payload; /* removed from the processing list */
     size_t payload_len;
-    int mark_done; /* 1: the job record becomes "done" (dedup) */
-    int dead;      /* 1: payload also goes to the dead stream */
+    int mark_done;      /* 1: the job record becomes "done" (dedup) */
+    int dead;           /* 1: payload also goes to the dead stream */
+    const char *leases; /* lease keys to release, "|"-separated, or NULL */
 };
 
 /* One field of a result entry; value is not NUL-terminated necessarily. */
@@ -132,15 +155,24 @@ int store_is_up(const struct store *s);
 
 /*
  * Moves up to max payloads from the queues, in strict priority order,
- * into this worker's processing list, atomically, in one round trip.
- * Returns 0, or -1 if the store is down (cb not called).
+ * into this worker's processing list, atomically, in one round trip, at
+ * most each queue's cap from it (store_set_cap). Returns 0, or -1 if the
+ * store is down (cb not called).
  */
 int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx);
 
 /*
- * Arms a blocking move (BLMOVE, no timeout) on every queue that has none,
- * so an idle worker sleeps in Redis instead of polling. cb runs with one
- * item each time a job arrives on a queue; that queue is then disarmed.
+ * Caps the payloads one take moves from queue (index in cfg->queues): 0
+ * pauses the queue (no take, no blocking move), UINT_MAX (the default)
+ * lifts the cap.
+ */
+void store_set_cap(struct store *s, size_t queue, unsigned cap);
+
+/*
+ * Arms a blocking move (BLMOVE, bounded) on every queue that has none and
+ * is not paused, so an idle worker sleeps in Redis instead of polling. cb
+ * runs with one item each time a job arrives on a queue; that queue is
+ * then disarmed.
  */
 void store_wait(struct store *s, store_take_fn *cb, void *ctx);
 
@@ -163,15 +195,22 @@ int store_waiting(const struct store *s);
 /* Reads the whole processing list (items have queue -1). */
 int store_list_held(struct store *s, store_take_fn *cb, void *ctx);
 
-/* Claims job id (see enum store_claim_kind), reading the cancel flag in
- * the same atomic step. Returns 0, or -1 if the store is down. */
-int store_claim(struct store *s, const char *id, const char *queue,
-                const char *action, store_claim_fn *cb, void *ctx);
+/*
+ * Claims job req->id (see enum store_claim_kind), reading the cancel flag
+ * and, for a job still to be submitted, taking a lease on the candidate
+ * account with the most room, all in one atomic step (the claim script in
+ * store.c). Returns 0, or -1 if the store is down.
+ */
+int store_claim(struct store *s, const struct store_claim_req *req,
+                store_claim_fn *cb, void *ctx);
 
 /* Records the accepted upstream task id and the submits spent, and emits
- * the "submitted" event. cb may be NULL. */
+ * the "submitted" event; with account non-NULL also remembers that the
+ * account runs the task (<p>task:<task_id>, task_owner_ttl_s), so that
+ * follow-ups go there. cb may be NULL. */
 int store_submitted(struct store *s, const char *id, const char *task_id,
-                    long submits, store_done_fn *cb, void *ctx);
+                    long submits, const char *account, store_done_fn *cb,
+                    void *ctx);
 
 /* Reads mjq:cancel:<id>. */
 int store_cancel_requested(struct store *s, const char *id, store_flag_fn *cb,
@@ -186,10 +225,13 @@ void store_event(struct store *s, const char *type, const char *id,
                  const char *const *fields, size_t nfields);
 
 /*
- * Publishes a result and retires the job in one MULTI/EXEC: XADD to the
- * result stream, LREM from the processing list, the job record marked
- * done with the dedup TTL (if mark_done), the payload to the dead stream
- * (if dead), and the "finished" event.
+ * Publishes a result and retires the job in one atomic script: LREM from
+ * the processing list, and only if the payload was there: XADD to the
+ * result stream, the job record marked done with the dedup TTL (if
+ * mark_done), its leases released, the payload to the dead stream (if
+ * dead), and the "finished" event. cb gets 0 when published, 1 when the
+ * payload was no longer in the processing list (nothing written: a resent
+ * finish that had run, or a job the sweep handed on), or -1/-2.
  */
 int store_finish(struct store *s, const struct store_result *r,
                  store_done_fn *cb, void *ctx);
@@ -202,17 +244,29 @@ int store_finish(struct store *s, const struct store_result *r,
 int store_still_held(struct store *s, const char *payload, size_t len,
                      store_flag_fn *cb, void *ctx);
 
+/* A job given back; strings borrowed for the call. */
+struct store_handback_req {
+    const char *id;
+    int claimed;         /* the record is ours: release it */
+    const char *task_id; /* "" if never accepted upstream */
+    const char *payload;
+    size_t len;
+    int queue;
+    long submits, polls;
+    const char *leases; /* held leases, "|"-separated, or NULL */
+};
+
 /*
- * Gives a job back for any worker to resume, in one MULTI/EXEC: releases
- * the job record (owner "", task_id, polls and submits saved) when
- * claimed, then
- * moves the payload from the processing list to the oldest end of its
- * queue, so it is taken next.
+ * Gives a job back for any worker to resume, in one atomic script: if the
+ * payload is still in the processing list, moves it to the end of its
+ * queue that is taken next, and releases the job record when it is still
+ * ours (owner "", task_id, polls and submits saved), with its leases when
+ * it was never submitted (a task running upstream keeps its lease for
+ * whoever resumes it). cb gets 0, 1 when the payload was not there
+ * (nothing done), or -1/-2.
  */
-int store_handback(struct store *s, const char *id, int claimed,
-                   const char *task_id, const char *payload, size_t len,
-                   int queue, long submits, long polls, store_done_fn *cb,
-                   void *ctx);
+int store_handback(struct store *s, const struct store_handback_req *req,
+                   store_done_fn *cb, void *ctx);
 
 /* Refreshes this worker's heartbeat key (TTL heartbeat_ttl_ms) with a
  * short JSON description of the worker, and keeps the worker in the
@@ -227,6 +281,14 @@ void store_heartbeat(struct store *s, const char *info);
  * holds the lock, or -1/-2. Run by supervisors.
  */
 int store_sweep(struct store *s, store_done_fn *cb, void *ctx);
+
+/*
+ * Describes every configured account in the hash <prefix>accounts (name
+ * -> JSON: modes, max_in_flight, limits, batch_fetch,
+ * min_poll_interval_ms; never a key or a URL) for `mjq status`. Fire and
+ * forget.
+ */
+void store_publish_accounts(struct store *s);
 
 /* Removes the heartbeat; called after a clean drain. */
 void store_retire(struct store *s, store_done_fn *cb, void *ctx);

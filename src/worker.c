@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "config.h"
+#include "health.h"
 #include "job.h"
 #include "jsonscan.h"
 #include "log.h"
@@ -68,26 +70,31 @@ struct job {
 
     struct job_spec spec; /* parsed payload; spec.body freed once sent */
     int claimed;          /* the job record is ours */
+    int announced;        /* the "taken" event was sent */
     int reclaiming;       /* claim resent after its reply was lost */
     int pending;          /* store commands whose callback has this job */
     int abandoned;        /* taken over elsewhere: freed once pending is 0 */
     char task_id[64];     /* upstream task id, "" until accepted */
     int task_unrecorded;  /* task_id not yet confirmed in Redis */
+    int account;          /* upstream account (index), -1 until chosen */
+    char leases[300];     /* lease keys held in Redis, "|"-separated */
 
-    int64_t started_ms;  /* first take, epoch ms (for the result) */
-    int64_t deadline;    /* monotonic ms */
-    long submits;        /* submit requests sent, all owners */
-    long polls;          /* fetch requests sent, all owners */
-    unsigned attempts;   /* consecutive transient failures */
-    unsigned stalls;     /* Redis refusals of this job's writes */
-    unsigned poll_index; /* position in the poll schedule */
-    int seen;            /* upstream has shown the task at least once */
-    unsigned not_found;  /* consecutive "not found" answers */
-    char status[16];     /* last upstream status, for progress events */
+    int64_t started_ms;   /* first take, epoch ms (for the result) */
+    int64_t deadline;     /* monotonic ms */
+    long submits;         /* submit requests sent, all owners */
+    long polls;           /* fetch requests sent, all owners */
+    unsigned attempts;    /* consecutive transient answers (backoff) */
+    unsigned failures;    /* of those, submits that failed (not limits) */
+    char last_error[200]; /* the last transient answer, for TIMEOUT */
+    unsigned stalls;      /* Redis refusals of this job's writes */
+    unsigned poll_index;  /* position in the poll schedule */
+    int seen;             /* upstream has shown the task at least once */
+    unsigned not_found;   /* consecutive "not found" answers */
+    char status[16];      /* last upstream status, for progress events */
     char progress[16];
 
-    struct event *timer;       /* retry / poll / deadline */
-    struct http_request *http; /* request in flight, or NULL */
+    struct event *timer;        /* retry / poll / deadline */
+    struct upstream_call *call; /* submit or poll in flight, or NULL */
 
     /* The result, kept until Redis has it (see finish()). */
     struct store_result result;
@@ -118,6 +125,13 @@ struct worker {
     struct event *sigterm, *sigint, *sighup, *sigpipe;
     struct event *heartbeat, *drain_timer, *take_timer;
     struct event *parent; /* EOF on the supervisor's life pipe */
+
+    /* Queues whose jobs found no upstream room take little or nothing
+     * for a while (see pause_queue): per queue, the most payloads one
+     * take moves (0 paused, UINT_MAX no cap), and consecutive pauses. */
+    unsigned *caps;
+    unsigned *full_streak;
+    struct event *unpause;
 };
 
 static void take_more(struct worker *w);
@@ -193,7 +207,7 @@ static void job_free(struct job *job)
     if (job->next != NULL)
         job->next->prev = job->prev;
     w->njobs--;
-    upstream_cancel(job->http);
+    upstream_cancel(job->call);
     event_free(job->timer);
     job_spec_clear(&job->spec);
     for (size_t i = 0; i < sizeof(job->result_text) / sizeof(char *); i++)
@@ -327,13 +341,166 @@ static void on_take_timer(evutil_socket_t fd, short what, void *arg)
 
 static void on_claimed(int rc, const struct store_claim_info *info, void *arg);
 
+/* Lease keys name the mode; "default" for jobs without one. */
+static const char *lease_mode(enum mode mode)
+{
+    return mode == MODE_DEFAULT ? "default" : job_mode_name(mode);
+}
+
+/*
+ * Sends the claim of a parsed job: its record, its cancel flag and, if it
+ * still has to be submitted, a lease on whichever account that serves its
+ * mode and takes submits now has the most room (all workers of all pods
+ * count in Redis). A follow-up is limited to the account that ran its
+ * parent task; the claim script finds that one.
+ */
+static int send_claim(struct job *job)
+{
+    struct worker *w = job->w;
+    int idx[MJQ_MAX_ACCOUNTS];
+    struct store_candidate cands[MJQ_MAX_ACCOUNTS];
+    size_t n =
+        upstream_candidates(w->up, job->spec.mode, idx, MJQ_MAX_ACCOUNTS);
+    struct store_claim_req req = {
+        .id = job->spec.id,
+        .queue = w->cfg->queues[job->queue],
+        .action = job_action_name(job->spec.action),
+        .mode = lease_mode(job->spec.mode),
+        .parent_task = job->spec.parent_task[0] ? job->spec.parent_task : NULL,
+        .cands = cands,
+        .ncands = n,
+    };
+
+    for (size_t i = 0; i < n; i++) {
+        const struct account_config *a = &w->cfg->accounts[idx[i]];
+
+        cands[i].account = a->name;
+        cands[i].limit = a->max_in_flight;
+        cands[i].mode_limit = a->mode_limit[job->spec.mode];
+    }
+    return store_claim(w->store, &req, on_claimed, job);
+}
+
+/*
+ * A job found no account with room (every account serving its mode is at
+ * its in-flight limit, tripped or out of rotation): it went back to its
+ * queue, where KEDA and LLEN see it, and the queue is not taken from for
+ * a short, growing while. Then it trickles (one job per take) until a
+ * claim finds room again, which reopens it fully in a few doublings.
+ */
+#define BURST_MAX 32
+
+static void pause_queue(struct worker *w, int q)
+{
+    long delay =
+        backoff_retry_delay(250, 2000, w->full_streak[q]++, backoff_random());
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+
+    w->caps[q] = 0;
+    store_set_cap(w->store, (size_t)q, 0);
+    if (!evtimer_pending(w->unpause, NULL))
+        evtimer_add(w->unpause, &tv);
+}
+
+/* Paused queues may try again, one job at a time. */
+static void unpause_all(struct worker *w)
+{
+    for (size_t q = 0; q < w->cfg->nqueues; q++) {
+        if (w->caps[q] == 0) {
+            w->caps[q] = 1;
+            store_set_cap(w->store, q, 1);
+        }
+    }
+}
+
+static void on_unpause(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    unpause_all(w);
+    take_more(w);
+}
+
+/* A claim found room: the queue's takes grow back to full size. */
+static void queue_had_room(struct worker *w, int q)
+{
+    w->full_streak[q] = 0;
+    if (w->caps[q] == UINT_MAX)
+        return;
+    w->caps[q] = w->caps[q] == 0           ? 1
+                 : w->caps[q] >= BURST_MAX ? UINT_MAX
+                                           : w->caps[q] * 2;
+    store_set_cap(w->store, (size_t)q, w->caps[q]);
+}
+
+/* Why a claim found no account, for the log and a TIMEOUT's reason:
+ * every account serving the mode is out of rotation or tripped, or each
+ * is at its in-flight limit. */
+static void why_no_account(const struct job *job, char *buf, size_t len)
+{
+    const struct worker *w = job->w;
+    const char *mode = lease_mode(job->spec.mode);
+    size_t n = 0;
+    int serving = 0;
+
+    n += (size_t)snprintf(buf, len,
+                          "no upstream account could take it (mode %s)", mode);
+    for (int i = 0; i < (int)w->cfg->naccounts && n < len; i++) {
+        const struct health *h = upstream_health(w->up, i);
+
+        if (!upstream_serves(w->up, i, job->spec.mode))
+            continue;
+        serving++;
+        n += (size_t)snprintf(
+            buf + n, len - n, "%s%s: %s%s%s", serving == 1 ? ": " : "; ",
+            w->cfg->accounts[i].name,
+            h->state == HEALTH_OK ? "at its in-flight limit"
+                                  : health_state_name(h->state),
+            h->state != HEALTH_OK && h->reason[0] ? ", " : "",
+            h->state != HEALTH_OK ? h->reason : "");
+    }
+    if (serving == 0 && n < len)
+        snprintf(buf + n, len - n, ": no account serves mode %s", mode);
+    if (job->spec.parent_task[0] != '\0' && n < len)
+        snprintf(buf + strlen(buf), len - strlen(buf),
+                 " (a follow-up waits for the account of task %s)",
+                 job->spec.parent_task);
+}
+
+/* The account a claimed job uses: the one the claim chose or recorded. */
+static void adopt_account(struct job *job, const struct store_claim_info *info)
+{
+    struct upstream *up = job->w->up;
+
+    snprintf(job->leases, sizeof(job->leases), "%s", info->leases);
+    job->account =
+        info->account[0] ? upstream_find_account(up, info->account) : -1;
+    if (job->account >= 0 || job->task_id[0] == '\0')
+        return;
+    /* A task recorded by an older mjq, or on an account no longer
+     * configured: poll it where its mode is served. */
+    job->account = 0;
+    for (int i = 0; i < (int)job->w->cfg->naccounts; i++) {
+        if (upstream_serves(up, i, job->spec.mode)) {
+            job->account = i;
+            break;
+        }
+    }
+    if (info->account[0] != '\0')
+        log_job_warn(job->spec.id, job->task_id,
+                     "account %s is not configured here: polling its task "
+                     "on %s",
+                     info->account, upstream_account_name(up, job->account));
+}
+
 static void start_job(struct worker *w, struct store_item *item)
 {
     struct job *job = xcalloc(1, sizeof(*job));
     struct job_error err;
-    const char *queue = w->cfg->queues[item->queue];
-
     job->w = w;
+    job->account = -1;
     job->payload = item->payload; /* stolen */
     job->payload_len = item->len;
     item->payload = NULL;
@@ -371,15 +538,8 @@ static void start_job(struct worker *w, struct store_item *item)
         job->result_text[3] = xmemdup(job->spec.meta_text, job->spec.meta_len);
     json_decref(job->spec.meta);
     job->spec.meta = NULL;
-    {
-        const char *fields[] = {"queue", queue, "action",
-                                job_action_name(job->spec.action)};
-
-        job_event(job, "taken", fields, 2);
-    }
     job->phase = PHASE_CLAIM;
-    if (store_claim(w->store, job->spec.id, queue,
-                    job_action_name(job->spec.action), on_claimed, job) != 0)
+    if (send_claim(job) != 0)
         stall(job, PHASE_CLAIM, -1);
     else
         job->pending++;
@@ -408,6 +568,13 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         stall(job, PHASE_CLAIM, rc);
         return;
     }
+    if (info->kind != CLAIM_FULL && !job->announced) {
+        const char *fields[] = {"queue", job->w->cfg->queues[job->queue],
+                                "action", job_action_name(job->spec.action)};
+
+        job->announced = 1;
+        job_event(job, "taken", fields, 2);
+    }
     /* "mine" on a first claim: another copy of this id running here is a
      * duplicate; with no such copy the record is ours from before (a take
      * reply that arrived after our heartbeat lapsed), so resume it. */
@@ -425,15 +592,17 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         return;
     }
     job->claimed = 1;
-    if (info->kind == CLAIM_RESUME || info->kind == CLAIM_MINE) {
-        /* Resume where the previous owner stopped; the deadline runs from
+    if (info->kind != CLAIM_NEW) {
+        /* Resume where the previous owner stopped (a job that found no
+         * room may have been taken before too); the deadline runs from
          * the first take, not from this one. */
         snprintf(job->task_id, sizeof(job->task_id), "%s", info->task_id);
         if (info->taken_ms > 0)
             job->started_ms = info->taken_ms;
         job->submits = info->submits;
         job->polls = info->polls;
-        if (info->kind == CLAIM_RESUME && info->owner[0] != '\0') {
+        if (info->kind != CLAIM_MINE && info->owner[0] != '\0' &&
+            strcmp(info->owner, job->w->id) != 0) {
             /* Taken over from a dead worker (the claim counted it). */
             long recoveries = info->recoveries + 1;
             char count[24];
@@ -459,14 +628,31 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
             }
         }
     }
-    timeout_ms = job->spec.timeout_ms > 0 ? job->spec.timeout_ms
-                                          : job->w->cfg->mode_timeout_s[job->spec.mode] * 1000;
+    adopt_account(job, info);
+    timeout_ms = job->spec.timeout_ms > 0
+                     ? job->spec.timeout_ms
+                     : job->w->cfg->mode_timeout_s[job->spec.mode] * 1000;
     job->deadline =
         clock_mono_ms() + timeout_ms - (clock_wall_ms() - job->started_ms);
     if (info->cancelled) {
         finish(job, "CANCEL", "cancelled before submit");
         return;
     }
+    if (info->kind == CLAIM_FULL) {
+        char why[400], reason[500];
+
+        why_no_account(job, why, sizeof(why));
+        if (time_left(job) <= 0) {
+            snprintf(reason, sizeof(reason), "deadline passed while %s", why);
+            finish(job, "TIMEOUT", reason);
+            return;
+        }
+        log_job_debug(job->spec.id, NULL, "%s: back to its queue", why);
+        pause_queue(job->w, job->queue);
+        finish(job, NULL, NULL);
+        return;
+    }
+    queue_had_room(job->w, job->queue);
     if (job->w->draining && job->task_id[0] == '\0') {
         finish(job, NULL, NULL); /* not submitted: give it back */
         return;
@@ -498,12 +684,18 @@ static void submit(struct job *job)
                "accepted the job");
         return;
     }
+    if (!upstream_can_submit(w->up, job->account)) {
+        /* Its account tripped or left rotation since the claim: the job
+         * waits in its queue for this or another account. */
+        finish(job, NULL, NULL);
+        return;
+    }
     body = job_submit_body(&job->spec, w->cfg->notify_hook, &len);
     job->phase = PHASE_SUBMIT;
     job->submits++;
-    job->http = upstream_submit(w->up, job->spec.action, job->spec.mode, body,
-                                len, on_submitted, job);
-    if (job->http == NULL)
+    job->call = upstream_submit(w->up, job->account, job->spec.action,
+                                job->spec.mode, body, len, on_submitted, job);
+    if (job->call == NULL)
         finish(job, "FAILURE", "could not start the submit request");
 }
 
@@ -522,8 +714,14 @@ static void on_task_recorded(int rc, void *arg)
  * transactions also carry it, so it is never lost with the job. */
 static void record_task(struct job *job)
 {
+    const struct worker *w = job->w;
+
     job->task_unrecorded = 1;
-    if (store_submitted(job->w->store, job->spec.id, job->task_id, job->submits,
+    /* With several accounts, follow-ups must find this task's account. */
+    if (store_submitted(w->store, job->spec.id, job->task_id, job->submits,
+                        w->cfg->naccounts > 1
+                            ? upstream_account_name(w->up, job->account)
+                            : NULL,
                         on_task_recorded, job) == 0)
         job->pending++;
 }
@@ -542,6 +740,7 @@ static void retry_later(struct job *job, const char *reason,
     if (floor_ms > delay)
         delay = floor_ms;
     job->attempts++;
+    snprintf(job->last_error, sizeof(job->last_error), "%s", reason);
     snprintf(delay_s, sizeof(delay_s), "%ld", delay);
     job_event(job, "retry", fields, 2);
     log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
@@ -554,11 +753,12 @@ static void on_submitted(const struct submit_result *r, void *arg)
     struct job *job = arg;
     struct worker *w = job->w;
 
-    job->http = NULL;
+    job->call = NULL;
     switch (r->verdict) {
     case SUBMIT_ACCEPTED:
         snprintf(job->task_id, sizeof(job->task_id), "%s", r->task_id);
         job->attempts = 0;
+        job->last_error[0] = '\0';
         /* The body (possibly megabytes of images) is not needed again. */
         json_decref(job->spec.body);
         job->spec.body = NULL;
@@ -580,15 +780,24 @@ static void on_submitted(const struct submit_result *r, void *arg)
     case SUBMIT_PERMANENT:
         finish(job, "FAILURE", r->reason);
         return;
+    case SUBMIT_REROUTE:
+        /* Not the job's fault: its account left rotation (health.c); the
+         * job goes back to its queue for another account, or waits. */
+        log_job_warn(job->spec.id, NULL, "account %s: %s: back to its queue",
+                     upstream_account_name(w->up, job->account), r->reason);
+        finish(job, NULL, NULL);
+        return;
     case SUBMIT_RETRY:
         break;
     }
-    if ((int)job->attempts + 1 >= w->cfg->submit_max_attempts) {
+    /* Limits and full queues are waited out (until the deadline); only
+     * real failures count against the job. */
+    if (!r->limited && (int)++job->failures >= w->cfg->submit_max_attempts) {
         char reason[700];
 
         snprintf(reason, sizeof(reason),
                  "upstream did not accept the job after %u attempts: %s",
-                 job->attempts + 1, r->reason);
+                 job->failures, r->reason);
         finish(job, "FAILURE", reason);
         return;
     }
@@ -607,6 +816,14 @@ static void on_submitted(const struct submit_result *r, void *arg)
 static void on_fetched(struct task_result *r, void *arg);
 static void on_cancel_flag(int rc, int set, void *arg);
 
+/* A poll delay, never below the account's minimum poll interval. */
+static long poll_floor(const struct job *job, long delay_ms)
+{
+    long min = upstream_min_poll_ms(job->w->up, job->account);
+
+    return delay_ms > min ? delay_ms : min;
+}
+
 static void schedule_poll(struct job *job, long delay_ms)
 {
     job->phase = PHASE_POLL_WAIT;
@@ -614,7 +831,7 @@ static void schedule_poll(struct job *job, long delay_ms)
         finish(job, NULL, NULL); /* hand back: another worker polls it */
         return;
     }
-    set_timer(job, delay_ms);
+    set_timer(job, poll_floor(job, delay_ms));
 }
 
 static void poll_now(struct job *job)
@@ -647,9 +864,9 @@ static void on_cancel_flag(int rc, int set, void *arg)
     }
     job->phase = PHASE_FETCH;
     job->polls++;
-    job->http =
-        upstream_fetch(w->up, job->spec.mode, job->task_id, on_fetched, job);
-    if (job->http == NULL)
+    job->call = upstream_poll(w->up, job->account, job->spec.mode, job->task_id,
+                              on_fetched, job);
+    if (job->call == NULL)
         finish(job, "FAILURE", "could not start the fetch request");
 }
 
@@ -700,15 +917,17 @@ static void on_fetched(struct task_result *r, void *arg)
 {
     struct job *job = arg;
     const struct config *cfg = job->w->cfg;
-    long next = backoff_poll_delay(cfg->poll_schedule_ms, cfg->npoll_schedule,
-                                   ++job->poll_index);
+    long next = poll_floor(job, backoff_poll_delay(cfg->poll_schedule_ms,
+                                                   cfg->npoll_schedule,
+                                                   ++job->poll_index));
 
-    job->http = NULL;
+    job->call = NULL;
     if (r->verdict != TASK_NOT_FOUND && r->verdict != TASK_RETRY &&
         r->verdict != TASK_PERMANENT) {
         job->seen = 1;
         job->not_found = 0;
         job->attempts = 0;
+        job->last_error[0] = '\0';
         progress_event(job, r);
     }
     switch (r->verdict) {
@@ -780,11 +999,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (time_left(job) <= 0 &&
         (job->phase == PHASE_POLL_WAIT || job->phase == PHASE_RETRY_WAIT)) {
-        finish(job, "TIMEOUT",
-               job->task_id[0] ? "deadline passed before the upstream "
-                                 "task ended"
-                               : "deadline passed before the upstream "
-                                 "accepted the job");
+        char reason[300];
+
+        snprintf(reason, sizeof(reason), "%s%s%s%s",
+                 job->task_id[0] ? "deadline passed before the upstream "
+                                   "task ended"
+                                 : "deadline passed before the upstream "
+                                   "accepted the job",
+                 job->last_error[0] ? " (last trouble: " : "", job->last_error,
+                 job->last_error[0] ? ")" : "");
+        finish(job, "TIMEOUT", reason);
         return;
     }
     if (job->phase == PHASE_RETRY_WAIT) {
@@ -809,11 +1033,20 @@ static void send_result(struct job *job)
     int rc;
 
     if (job->result.status == NULL) {
+        struct store_handback_req req = {
+            .id = job->spec.id,
+            .claimed = job->claimed,
+            .task_id = job->task_id,
+            .payload = job->payload,
+            .len = job->payload_len,
+            .queue = job->queue,
+            .submits = job->submits,
+            .polls = job->polls,
+            .leases = job->leases,
+        };
+
         job->phase = PHASE_HANDBACK;
-        rc = store_handback(job->w->store, job->spec.id, job->claimed,
-                            job->task_id, job->payload, job->payload_len,
-                            job->queue, job->submits, job->polls,
-                            on_handed_back, job);
+        rc = store_handback(job->w->store, &req, on_handed_back, job);
     } else {
         job->phase = PHASE_FINISH;
         job->result.finished_ms = clock_wall_ms();
@@ -836,8 +1069,8 @@ static void finish(struct job *job, const char *status, const char *reason)
     struct store_result *r = &job->result;
 
     evtimer_del(job->timer);
-    upstream_cancel(job->http);
-    job->http = NULL;
+    upstream_cancel(job->call);
+    job->call = NULL;
     if (status != NULL) {
         snprintf(job->fail_reason, sizeof(job->fail_reason), "%s",
                  reason != NULL ? reason : "");
@@ -857,6 +1090,7 @@ static void finish(struct job *job, const char *status, const char *reason)
         r->reply_to = job->spec.reply_to;
         r->payload = job->payload;
         r->payload_len = job->payload_len;
+        r->leases = job->leases;
         /* DUPLICATE and INVALID leave the job record alone. */
         r->mark_done = job->claimed;
         if (strcmp(status, "SUCCESS") != 0 && strcmp(status, "INVALID") != 0)
@@ -874,14 +1108,28 @@ static void on_finished(int rc, void *arg)
 
     if (settle(job))
         return;
-    if (rc != 0) {
+    if (rc < 0) {
         /* Unknown or refused: check, then resend. */
         stall(job, PHASE_FINISH, rc);
+        return;
+    }
+    if (rc == 1) {
+        /* The payload had left our processing list: the sweep handed it
+         * to another worker while we were cut off, and that one publishes
+         * its result. Nothing was written. */
+        log_job_warn(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                     "not published: the job was taken over by another "
+                     "worker while our heartbeat had expired");
+        job_free(job);
+        take_more(w);
+        maybe_exit(w);
         return;
     }
     w->finished++;
     log_job_debug(job->spec.id, job->task_id[0] ? job->task_id : NULL, "%s",
                   job->result.status);
+    if (job->leases[0] != '\0')
+        unpause_all(w); /* its capacity is free again */
     job_free(job);
     take_more(w);
     maybe_exit(w);
@@ -894,13 +1142,15 @@ static void on_handed_back(int rc, void *arg)
 
     if (settle(job))
         return;
-    if (rc != 0) {
+    if (rc < 0) {
         stall(job, PHASE_HANDBACK, rc);
         return;
     }
-    log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
-                 "handed back for another worker to resume");
+    if (w->draining)
+        log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                     "handed back for another worker to resume");
     job_free(job);
+    take_more(w);
     maybe_exit(w);
 }
 
@@ -953,9 +1203,7 @@ static void resume_one(struct job *job)
     case PHASE_CLAIM:
         job->phase = PHASE_CLAIM;
         job->reclaiming = 1;
-        if (store_claim(w->store, job->spec.id, w->cfg->queues[job->queue],
-                        job_action_name(job->spec.action), on_claimed,
-                        job) != 0)
+        if (send_claim(job) != 0)
             job->phase = PHASE_STALLED;
         else
             job->pending++;
@@ -995,8 +1243,8 @@ static void on_taken_over(int rc, int set, void *arg)
                  "expired: dropped here, its new owner finishes it");
     job->abandoned = 1;
     evtimer_del(job->timer);
-    upstream_cancel(job->http);
-    job->http = NULL;
+    upstream_cancel(job->call);
+    job->call = NULL;
     if (job->pending == 0) {
         struct worker *w = job->w;
 
@@ -1038,14 +1286,56 @@ static void on_lapse(void *arg)
     store_list_held(w->store, on_lapse_listed, w);
 }
 
+/* The heartbeat's value: what `mjq status` shows of this worker, with
+ * each account's state as this worker sees it. */
 static void send_heartbeat(struct worker *w)
 {
-    char info[256];
+    char info[256 + MJQ_MAX_ACCOUNTS * 64];
+    int n = snprintf(info, sizeof(info),
+                     "{\"pid\":%ld,\"jobs\":%d,\"finished\":%llu,"
+                     "\"draining\":%d,\"accounts\":{",
+                     (long)getpid(), w->njobs, w->finished, w->draining);
 
-    snprintf(info, sizeof(info),
-             "{\"pid\":%ld,\"jobs\":%d,\"finished\":%llu,\"draining\":%d}",
-             (long)getpid(), w->njobs, w->finished, w->draining);
+    for (size_t i = 0; i < w->cfg->naccounts && n < (int)sizeof(info); i++)
+        n += snprintf(info + n, sizeof(info) - (size_t)n, "%s\"%s\":\"%s\"",
+                      i > 0 ? "," : "", w->cfg->accounts[i].name,
+                      health_state_name(upstream_health(w->up, (int)i)->state));
+    if (n < (int)sizeof(info))
+        snprintf(info + n, sizeof(info) - (size_t)n, "}}");
     store_heartbeat(w->store, info);
+}
+
+/* An account changed state (health.c): say so, and when it is back, let
+ * the queues that waited for it take again. Reasons are secret-free. */
+static void on_account(int account, enum health_change change,
+                       const struct health *h, void *arg)
+{
+    struct worker *w = arg;
+    const char *name = upstream_account_name(w->up, account);
+    static const char *const changes[] = {
+        [HEALTH_SAME] = "same",
+        [HEALTH_OPENED] = "breaker_opened",
+        [HEALTH_CLOSED] = "breaker_closed",
+        [HEALTH_LEFT] = "left_rotation",
+        [HEALTH_RETURNED] = "returned",
+    };
+    const char *fields[] = {"account", name,
+                            "change",  changes[change],
+                            "state",   health_state_name(h->state),
+                            "reason",  h->reason};
+
+    store_event(w->store, "account", NULL, fields, h->reason[0] ? 4 : 3);
+    if (change == HEALTH_CLOSED || change == HEALTH_RETURNED) {
+        log_info("upstream account %s: back in rotation", name);
+        unpause_all(w);
+        take_more(w);
+    } else if (change == HEALTH_OPENED) {
+        log_warn("upstream account %s: circuit breaker open, submits "
+                 "paused: %s",
+                 name, h->reason);
+    } else {
+        log_warn("upstream account %s: out of rotation: %s", name, h->reason);
+    }
 }
 
 static void on_store_up(void *arg)
@@ -1060,6 +1350,7 @@ static void on_store_up(void *arg)
         store_event(w->store, "worker_started", NULL, fields, 1);
         w->announced = 1;
     }
+    store_publish_accounts(w->store);
     send_heartbeat(w);
     resume_stalled(w);
     w->taking = 0;
@@ -1236,7 +1527,7 @@ static int run(struct config *cfg)
         log_error("cannot create the event loop");
         return 1;
     }
-    w.up = upstream_new(w.base, cfg);
+    w.up = upstream_new(w.base, cfg, on_account, &w);
     if (w.up == NULL) {
         log_error("cannot initialise libcurl");
         event_base_free(w.base);
@@ -1257,6 +1548,11 @@ static int run(struct config *cfg)
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
     evtimer_add(w.take_timer, &tick);
     w.drain_timer = evtimer_new(w.base, on_drain_timeout, &w);
+    w.unpause = evtimer_new(w.base, on_unpause, &w);
+    w.caps = xcalloc(cfg->nqueues, sizeof(*w.caps));
+    w.full_streak = xcalloc(cfg->nqueues, sizeof(*w.full_streak));
+    for (size_t q = 0; q < cfg->nqueues; q++)
+        w.caps[q] = UINT_MAX;
     watch_parent(&w);
 
     log_info("worker started: concurrency %d, queues %zu, upstream %s",
@@ -1278,6 +1574,9 @@ static int run(struct config *cfg)
     event_free(w.heartbeat);
     event_free(w.take_timer);
     event_free(w.drain_timer);
+    event_free(w.unpause);
+    free(w.caps);
+    free(w.full_streak);
     if (w.parent != NULL)
         event_free(w.parent);
     event_base_free(w.base);

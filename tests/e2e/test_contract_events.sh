@@ -4,9 +4,10 @@
 # submitted (task_id), progress (status, progress; only on change),
 # finished (status), each with type, ts (ms), worker and id; a FAILURE's
 # finished event says FAILURE; worker_started appears once per worker start
-# (pid of that process); a transient upstream fault (HTTP 429) gives retry
+# (pid of that process); a transient upstream fault (HTTP 500) gives retry
 # events (reason, delay_ms) and, once the attempts are spent, a FAILURE
-# whose fail_reason names the 429.
+# whose fail_reason names the 500; a rate limit (HTTP 429) is retried
+# without counting as a failed attempt, until the job's deadline.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init
 start_redis
@@ -110,7 +111,37 @@ assert_eq "$(events | jq -s 'map(select(.type == "worker_started")) | length')" 
     2 "worker_started events for two starts"
 pass "worker_started once per worker start"
 
-# --- retry on a transient fault (HTTP 429), then FAILURE ---------------------------------
+# --- retry on a transient fault (HTTP 500), then FAILURE ---------------------------------
+start_proc sim500 "$MJQ_BIN" sim --listen 127.0.0.1:0 --rate-500 1 \
+    --port-file "$E2E_DIR/sim500.port" --key "$SIM_KEY"
+wait_until 15 "the 500 simulator's port file" \
+    grep -qE '^[0-9]+$' "$E2E_DIR/sim500.port"
+url500="http://127.0.0.1:$(cat "$E2E_DIR/sim500.port")"
+MJQ_QUEUES=q500 MJQ_API_BASE_URL=$url500 MJQ_SUBMIT_MAX_ATTEMPTS=3 \
+    MJQ_RETRY_BASE_MS=50 MJQ_RETRY_MAX_MS=100 start_worker w500
+enqueue_json '{"id":"rl1","action":"imagine","body":{"prompt":"a cat"}}' q500
+wait_until 15 "a result for rl1" result_field rl1 status
+r=$(result_json rl1)
+assert_eq "$(jq -r .status <<<"$r")" FAILURE "rl1 status ($r)"
+jq -e '.fail_reason | test("500")' <<<"$r" >/dev/null ||
+    fail "rl1 fail_reason does not mention 500: $r"
+assert_eq "$(jq -r '[.submits, .polls] | join(",")' <<<"$r")" 3,0 \
+    "rl1 submits,polls"
+assert_eq "$(jq -r 'has("task_id")' <<<"$r")" false "rl1 has no task_id"
+ev=$(events_of rl1 | jq -s .)
+assert_eq "$(jq -r 'map(.type) | join(",")' <<<"$ev")" \
+    taken,retry,retry,finished "rl1 event sequence"
+jq -e 'map(select(.type == "retry")) | all(.[]; (.reason | test("500"))
+    and (.delay_ms | test("^[0-9]+$")) and (.delay_ms | tonumber) >= 25
+    and (.delay_ms | tonumber) <= 100)' <<<"$ev" >/dev/null ||
+    fail "retry events (reason with 500, delay_ms 25..100): $ev"
+assert_eq "$(jq -r '.[-1].status' <<<"$ev")" FAILURE "rl1 finished status"
+stats500=$(curl -sS --fail --max-time 5 "$url500/sim/stats")
+assert_eq "$(jq -r '.faults["500"]' <<<"$stats500")" 3 "500s served"
+assert_eq "$(jq -r .accepted <<<"$stats500")" 0 "accepted by the 500 sim"
+pass "500: two retry events (reason, delay_ms), then FAILURE naming 500"
+
+# --- a rate limit (HTTP 429) is waited out, not counted: TIMEOUT ---------------------------
 start_proc sim429 "$MJQ_BIN" sim --listen 127.0.0.1:0 --rate-429 1 \
     --port-file "$E2E_DIR/sim429.port" --key "$SIM_KEY"
 wait_until 15 "the 429 simulator's port file" \
@@ -118,24 +149,16 @@ wait_until 15 "the 429 simulator's port file" \
 url429="http://127.0.0.1:$(cat "$E2E_DIR/sim429.port")"
 MJQ_QUEUES=q429 MJQ_API_BASE_URL=$url429 MJQ_SUBMIT_MAX_ATTEMPTS=3 \
     MJQ_RETRY_BASE_MS=50 MJQ_RETRY_MAX_MS=100 start_worker w429
-enqueue_json '{"id":"rl1","action":"imagine","body":{"prompt":"a cat"}}' q429
-wait_until 15 "a result for rl1" result_field rl1 status
-r=$(result_json rl1)
-assert_eq "$(jq -r .status <<<"$r")" FAILURE "rl1 status ($r)"
+enqueue_json '{"id":"rl2","action":"imagine","timeout_s":2,"body":{"prompt":"a cat"}}' q429
+wait_until 15 "a result for rl2" result_field rl2 status
+r=$(result_json rl2)
+assert_eq "$(jq -r .status <<<"$r")" TIMEOUT "rl2 status ($r)"
 jq -e '.fail_reason | test("429")' <<<"$r" >/dev/null ||
-    fail "rl1 fail_reason does not mention 429: $r"
-assert_eq "$(jq -r '[.submits, .polls] | join(",")' <<<"$r")" 3,0 \
-    "rl1 submits,polls"
-assert_eq "$(jq -r 'has("task_id")' <<<"$r")" false "rl1 has no task_id"
-ev=$(events_of rl1 | jq -s .)
-assert_eq "$(jq -r 'map(.type) | join(",")' <<<"$ev")" \
-    taken,retry,retry,finished "rl1 event sequence"
-jq -e 'map(select(.type == "retry")) | all(.[]; (.reason | test("429"))
-    and (.delay_ms | test("^[0-9]+$")) and (.delay_ms | tonumber) >= 25
-    and (.delay_ms | tonumber) <= 100)' <<<"$ev" >/dev/null ||
-    fail "retry events (reason with 429, delay_ms 25..100): $ev"
-assert_eq "$(jq -r '.[-1].status' <<<"$ev")" FAILURE "rl1 finished status"
-stats429=$(curl -sS --fail --max-time 5 "$url429/sim/stats")
-assert_eq "$(jq -r '.faults["429"]' <<<"$stats429")" 3 "429s served"
-assert_eq "$(jq -r .accepted <<<"$stats429")" 0 "accepted by the 429 sim"
-pass "429: two retry events (reason, delay_ms), then FAILURE naming 429"
+    fail "rl2 fail_reason does not name the last trouble (429): $r"
+[ "$(jq -r .submits <<<"$r")" -gt 3 ] ||
+    fail "rl2: 429s counted as failed attempts (submits $(jq -r .submits <<<"$r"), max attempts 3)"
+ev=$(events_of rl2 | jq -s .)
+jq -e 'map(select(.type == "retry")) | length > 2 and
+    all(.[]; .reason | test("429"))' <<<"$ev" >/dev/null ||
+    fail "rl2 retry events (all naming 429): $ev"
+pass "429: retried past submit_max_attempts without counting, TIMEOUT naming 429"

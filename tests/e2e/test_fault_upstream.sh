@@ -3,7 +3,9 @@
 # Upstream trouble, for each dialect (novicezk, trueai, newapi):
 #  - permanent answers fail at once with the upstream's reason: banned
 #    prompt, "fail" prompt, action on a missing parent, unknown customId,
-#    a task that vanishes, a wrong API key (never printed anywhere);
+#    a task that vanishes;
+#  - a wrong API key (never printed anywhere) takes the account out of
+#    rotation (an "account" event) and its job waits, ending TIMEOUT;
 #  - numeric task ids work (and a follow-up action on one);
 #  - submits that time out are retried and succeed once the API answers,
 #    with one accepted submit;
@@ -30,7 +32,8 @@ wait_alive()
 export MJQ_RETRY_BASE_MS=20 MJQ_RETRY_MAX_MS=200 MJQ_SUBMIT_MAX_ATTEMPTS=30
 export MJQ_POLL_SCHEDULE_MS=50 MJQ_API_TIMEOUT_MS=500 MJQ_CONCURRENCY=100
 MJQ_WORKER_ID=fu-w1 start_worker w1
-MJQ_WORKER_ID=fu-wk MJQ_API_KEY=$WRONG MJQ_QUEUES=wrongkey start_worker wk
+MJQ_WORKER_ID=fu-wk MJQ_API_KEY=$WRONG MJQ_QUEUES=wrongkey \
+    MJQ_API_PROBE_INTERVAL_MS=1000 start_worker wk
 
 job() # ID ACTION BODY [QUEUE]
 {
@@ -83,7 +86,7 @@ for d in novicezk trueai newapi; do
     job "$d-orphan" action '{"taskId":"1999999999999999","customId":"MJ::JOB::upsample::1::0d0e0f"}'
     job "$d-badcid" action "{\"taskId\":\"$parent\",\"customId\":\"MJ::JOB::nope::9\"}"
     job "$d-vanish" imagine '{"prompt":"vanish"}'
-    job "$d-key" imagine '{"prompt":"a cat with a wrong key"}' wrongkey
+    enqueue_json "{\"id\":\"$d-key\",\"action\":\"imagine\",\"timeout_s\":3,\"body\":{\"prompt\":\"a cat with a wrong key\"}}" wrongkey
 
     expect "$d-banned" FAILURE
     expect_reason "$d-banned" "可能包含敏感词"
@@ -126,11 +129,21 @@ for d in novicezk trueai newapi; do
         "$d-vanish fail_reason"
     assert_eq "$(sim_accepted_for "$d-vanish")" 1 "$d-vanish accepted"
 
-    expect "$d-key" FAILURE
-    assert_eq "$(field "$d-key" submits)" 1 "$d-key submits (no retry)"
+    # A refused key takes the account out of rotation: the job is not
+    # failed for it but waits (here until its 3 s deadline), and the
+    # account is not asked again until a probe finds it healthy.
+    expect "$d-key" TIMEOUT
+    [ "$(field "$d-key" submits)" -le 1 ] ||
+        fail "$d-key submits: $(field "$d-key" submits), want at most 1"
     reason=$(field "$d-key" fail_reason)
     grep -qi 'key' <<<"$reason" || fail "$d-key: reason '$reason' does not mention the key"
+    grep -q 'out of rotation' <<<"$reason" ||
+        fail "$d-key: reason '$reason' does not say the account is out of rotation"
     assert_eq "$(sim_accepted_for "$d-key")" 0 "$d-key accepted"
+    events_of account | jq -s -e 'any(.[]; .worker == "fu-wk" and
+        .account == "default" and .change == "left_rotation" and
+        .state == "out of rotation" and (.reason | test("key")))' \
+        >/dev/null || fail "no account event: default left rotation in fu-wk"
     pass "$d: banned, fail, missing parent, bad customId, vanish, wrong key"
 
     # --- numeric task ids -----------------------------------------------------------

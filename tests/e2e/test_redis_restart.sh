@@ -3,8 +3,8 @@
 # Redis restarts (AOF, fsync always) while 200 jobs are in flight: the
 # worker stays up, reconnects, and every job still gets exactly one result
 # and exactly one accepted submit upstream. Jobs pushed after the restart
-# are taken too. Then, deterministically: a result transaction that Redis
-# refused (OOM) is written after a reconnect, and without one.
+# are taken too. Then, deterministically: a result write that Redis
+# refused (READONLY) is done after a reconnect, and without one.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init
 start_redis --appendonly yes --appendfsync always
@@ -83,56 +83,58 @@ stop_proc w1 TERM 15
 assert_eq "$(proc_status w1)" 0 "worker exit status"
 pass "one accepted submit per id; worker clean"
 
-# --- a result transaction Redis refused is written once Redis accepts it ------------
-# Deterministic: with maxmemory 1 Redis refuses every write, so the job's
-# result MULTI/EXEC fails (EXECABORT) and nothing of it runs. The payload is
-# then the only one, at index 0 of the processing list. Redis keeps refusing
-# while the test looks (the worker retries on its own, and must keep
-# failing), then the connection is cut and writes are allowed again: after
-# the reconnect the worker must see the payload still held and write the
-# result, exactly one.
+# --- a result write Redis refused is done once Redis accepts it ------------
+# Deterministic: made a replica (of a master that does not exist), Redis
+# refuses every write with READONLY, so the job's finish script fails
+# before it changes anything; the payload is then the only one, at index 0
+# of the processing list. Redis keeps refusing while the test looks (the
+# worker retries on its own, and must keep failing), then the connection is
+# cut and writes are allowed again: after the reconnect the worker must see
+# the payload still held and write the result, exactly one.
+# (A full Redis, maxmemory, cannot refuse the finish: its first write
+# frees memory, and Redis lets a script that has written finish.)
 restart_sim --duration-ms 300
 MJQ_WORKER_ID=rr-w2 start_worker w2 --poll-schedule-ms 100
 wait_until 20 "w2 connected" grep -q 'redis: connected' "$(log_file w2)"
-enqueue_json '{"id":"oom-1","action":"imagine","body":{"prompt":"refused"}}'
-wait_until 20 "oom-1 recorded as submitted" \
-    eval '[ -n "$(rcli HGET mjq:job:oom-1 task_id)" ]'
-rcli CONFIG SET maxmemory 1 >/dev/null
-wait_alive w2 20 "the refused result transaction" \
-    grep -q EXECABORT "$(log_file w2)"
-assert_eq "$(results_for oom-1)" 0 "no result while Redis refused writes"
+enqueue_json '{"id":"ro-1","action":"imagine","body":{"prompt":"refused"}}'
+wait_until 20 "ro-1 recorded as submitted" \
+    eval '[ -n "$(rcli HGET mjq:job:ro-1 task_id)" ]'
+rcli REPLICAOF 127.0.0.1 1 >/dev/null
+wait_alive w2 20 "the refused result write" \
+    grep -q READONLY "$(log_file w2)"
+assert_eq "$(results_for ro-1)" 0 "no result while Redis refused writes"
 assert_eq "$(rcli LPOS mjq:processing:rr-w2 \
-    '{"id":"oom-1","action":"imagine","body":{"prompt":"refused"}}')" 0 \
+    '{"id":"ro-1","action":"imagine","body":{"prompt":"refused"}}')" 0 \
     "the payload is at index 0 of the processing list"
 cid=$(rcli CLIENT LIST | grep -F 'name=mjq:rr-w2:cmd ' |
     sed -n 's/^id=\([0-9]*\) .*/\1/p')
 [ -n "$cid" ] || fail "no command connection named mjq:rr-w2:cmd"
 rcli CLIENT KILL ID "$cid" >/dev/null
-rcli CONFIG SET maxmemory 0 >/dev/null
+rcli REPLICAOF NO ONE >/dev/null
 wait_until 20 "w2 reconnected" \
     eval '[ "$(grep -c "redis: connected" "$(log_file w2)")" -ge 2 ]'
-wait_alive w2 15 "a result for oom-1 after the reconnect (payload at index 0)" \
-    result_field oom-1 status
-assert_eq "$(result_field oom-1 status)" SUCCESS "oom-1 status"
-assert_eq "$(results_for oom-1)" 1 "results for oom-1"
+wait_alive w2 15 "a result for ro-1 after the reconnect (payload at index 0)" \
+    result_field ro-1 status
+assert_eq "$(result_field ro-1 status)" SUCCESS "ro-1 status"
+assert_eq "$(results_for ro-1)" 1 "results for ro-1"
 assert_eq "$(rcli LLEN mjq:processing:rr-w2)" 0 "processing list of w2"
-assert_eq "$(sim_accepted_for oom-1)" 1 "accepted submits for oom-1"
-pass "refused result transaction: resent after the reconnect, one result"
+assert_eq "$(sim_accepted_for ro-1)" 1 "accepted submits for ro-1"
+pass "refused result write: resent after the reconnect, one result"
 
 # Same refusal, but Redis stays connected: the worker must retry on its
 # own, not wait for a reconnect that never comes.
-enqueue_json '{"id":"oom-2","action":"imagine","body":{"prompt":"refused again"}}'
-wait_until 20 "oom-2 recorded as submitted" \
-    eval '[ -n "$(rcli HGET mjq:job:oom-2 task_id)" ]'
-n_abort=$(grep -c EXECABORT "$(log_file w2)")
-rcli CONFIG SET maxmemory 1 >/dev/null
-wait_until 20 "the refused result transaction (2)" \
-    eval '[ "$(grep -c EXECABORT "$(log_file w2)")" -gt '"$n_abort"' ]'
-rcli CONFIG SET maxmemory 0 >/dev/null
-wait_alive w2 15 "a result for oom-2 without a reconnect (the refused EXEC must be retried)" \
-    result_field oom-2 status
-assert_eq "$(result_field oom-2 status)" SUCCESS "oom-2 status"
-assert_eq "$(results_for oom-2)" 1 "results for oom-2"
-pass "refused result transaction: retried while connected"
+enqueue_json '{"id":"ro-2","action":"imagine","body":{"prompt":"refused again"}}'
+wait_until 20 "ro-2 recorded as submitted" \
+    eval '[ -n "$(rcli HGET mjq:job:ro-2 task_id)" ]'
+n_ro=$(grep -c READONLY "$(log_file w2)")
+rcli REPLICAOF 127.0.0.1 1 >/dev/null
+wait_until 20 "the refused result write (2)" \
+    eval '[ "$(grep -c READONLY "$(log_file w2)")" -gt '"$n_ro"' ]'
+rcli REPLICAOF NO ONE >/dev/null
+wait_alive w2 15 "a result for ro-2 without a reconnect (the refused write must be retried)" \
+    result_field ro-2 status
+assert_eq "$(result_field ro-2 status)" SUCCESS "ro-2 status"
+assert_eq "$(results_for ro-2)" 1 "results for ro-2"
+pass "refused result write: retried while connected"
 stop_proc w2 TERM 15
 assert_eq "$(proc_status w2)" 0 "w2 exit status"

@@ -61,6 +61,8 @@ static const char *verdict_name(enum submit_verdict v)
         return "MODAL";
     case SUBMIT_RETRY:
         return "RETRY";
+    case SUBMIT_REROUTE:
+        return "REROUTE";
     case SUBMIT_PERMANENT:
         return "PERMANENT";
     }
@@ -457,40 +459,45 @@ static void test_submit_napi_400_code5_retry(void **state)
     assert_verdict(r, SUBMIT_RETRY);
 }
 
-static void test_submit_napi_401_bad_key_permanent(void **state)
+/* A refused key is the account's trouble, not the job's: the account
+ * leaves rotation and the job goes to another account (or waits). */
+static void test_submit_napi_401_bad_key_reroute(void **state)
 {
     struct submit_result r;
     (void)state;
 
     r = submit(401, "{\"error\":{\"message\":\"无效的令牌\","
                     "\"type\":\"new_api_error\"}}");
-    assert_verdict(r, SUBMIT_PERMANENT);
+    assert_verdict(r, SUBMIT_REROUTE);
+    assert_int_equal(r.signal, HEALTH_SIG_AUTH);
     assert_contains(r.reason, "key");
 
     /* A relay echoing the token must not get it into the reason. */
     r = submit(401, "{\"error\":{\"message\":\"无效的令牌 sk-live-Secret123\","
                     "\"type\":\"new_api_error\"}}");
-    assert_verdict(r, SUBMIT_PERMANENT);
+    assert_verdict(r, SUBMIT_REROUTE);
     assert_contains(r.reason, "key");
     assert_lacks(r.reason, "sk-live-Secret123");
     assert_lacks(r.reason, "Secret123");
 }
 
-static void test_submit_nzk_401_empty_permanent(void **state)
+static void test_submit_nzk_401_empty_reroute(void **state)
 {
     struct submit_result r = submit(401, "");
     (void)state;
 
-    assert_verdict(r, SUBMIT_PERMANENT);
+    assert_verdict(r, SUBMIT_REROUTE);
+    assert_int_equal(r.signal, HEALTH_SIG_AUTH);
     assert_contains(r.reason, "key");
 }
 
-static void test_submit_tai_403_not_logged_in_permanent(void **state)
+static void test_submit_tai_403_not_logged_in_reroute(void **state)
 {
     struct submit_result r = submit(403, "未登录");
     (void)state;
 
-    assert_verdict(r, SUBMIT_PERMANENT);
+    assert_verdict(r, SUBMIT_REROUTE);
+    assert_int_equal(r.signal, HEALTH_SIG_AUTH);
 }
 
 static void test_submit_transport_not_delivered(void **state)
@@ -878,17 +885,21 @@ static void test_fetch_transport_retry(void **state)
     assert_task_verdict(r, TASK_RETRY);
 }
 
-static void test_fetch_auth_permanent(void **state)
+/* A refused key on a poll: the task is still there upstream, so the
+ * poll is retried (the account leaves rotation meanwhile). */
+static void test_fetch_auth_retry(void **state)
 {
     struct task_result r;
     (void)state;
 
     r = fetch(401, "{\"error\":{\"message\":\"无效的令牌\","
                    "\"type\":\"new_api_error\"}}");
-    assert_task_verdict(r, TASK_PERMANENT);
+    assert_task_verdict(r, TASK_RETRY);
+    assert_int_equal(r.signal, HEALTH_SIG_AUTH);
     assert_contains(r.reason, "key");
     r = fetch(403, "未登录");
-    assert_task_verdict(r, TASK_PERMANENT);
+    assert_task_verdict(r, TASK_RETRY);
+    assert_int_equal(r.signal, HEALTH_SIG_AUTH);
 }
 
 static void test_fetch_not_json_retry(void **state)
@@ -1010,9 +1021,222 @@ static void test_classify_task_each_status(void **state)
     }
 }
 
+/* ================= what each answer says about the account ============= */
+
+/*
+ * Every row of mj-api.md section 3.1 and envelope of 3.2, with the three
+ * things the worker acts on: the verdict for the job, whether a retry is
+ * a mere limit (not counted against the job), and the signal to the
+ * account's health (breaker, rotation).
+ */
+static void test_submit_rows_account_signal(void **state)
+{
+    static const struct {
+        long status;
+        const char *body;
+        enum job_action action;
+        enum submit_verdict verdict;
+        int limited;
+        enum health_signal signal;
+    } rows[] = {
+        {200, "{\"code\":1,\"result\":\"" TASK_ID "\"}", ACTION_IMAGINE,
+         SUBMIT_ACCEPTED, 0, HEALTH_SIG_OK},
+        {200, "{\"code\":22,\"result\":\"" TASK_ID "\"}", ACTION_IMAGINE,
+         SUBMIT_ACCEPTED, 0, HEALTH_SIG_OK},
+        {200,
+         "{\"code\":21,\"description\":\"Waiting for window confirm\","
+         "\"result\":\"" TASK_ID "\"}",
+         ACTION_ACTION, SUBMIT_MODAL, 0, HEALTH_SIG_OK},
+        {200, "{\"code\":23,\"description\":\"队列已满，请稍后尝试\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {200, "{\"code\":24,\"description\":\"可能包含敏感词\"}",
+         ACTION_IMAGINE, SUBMIT_PERMANENT, 0, HEALTH_SIG_OK},
+        {200, "{\"code\":3,\"description\":\"无可用的账号实例\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {404, "{\"code\":3,\"description\":\"关联任务不存在或已失效\"}",
+         ACTION_ACTION, SUBMIT_PERMANENT, 0, HEALTH_SIG_OK},
+        {200, "{\"code\":4,\"description\":\"prompt不能为空\"}", ACTION_IMAGINE,
+         SUBMIT_PERMANENT, 0, HEALTH_SIG_OK},
+        {200, "{\"code\":4,\"description\":\"并发数已达上限\"}", ACTION_IMAGINE,
+         SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {400,
+         "{\"description\":\"quota_not_enough \",\"type\":"
+         "\"upstream_error\",\"code\":4}",
+         ACTION_IMAGINE, SUBMIT_REROUTE, 0, HEALTH_SIG_QUOTA},
+        {200, "{\"code\":4,\"description\":\"quota_not_enough\"}",
+         ACTION_IMAGINE, SUBMIT_REROUTE, 0, HEALTH_SIG_QUOTA},
+        {200, "{\"code\":5,\"description\":\"do_request_failed\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 0, HEALTH_SIG_TRANSIENT},
+        {200, "{\"code\":9,\"description\":\"提交失败，队列已满，请稍后重试\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {200, "{\"code\":9,\"description\":\"提交失败，系统异常\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 0, HEALTH_SIG_TRANSIENT},
+        {200, "{\"code\":9,\"description\":\"视频功能未启用\"}", ACTION_IMAGINE,
+         SUBMIT_PERMANENT, 0, HEALTH_SIG_OK},
+        {429, "{\"code\":30,\"description\":\"当前分组负载已饱和\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {200, "{\"code\":30,\"description\":\"rate limited\"}", ACTION_IMAGINE,
+         SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {200, "{\"success\":false,\"code\":-1,\"message\":\"bad enum\"}",
+         ACTION_IMAGINE, SUBMIT_PERMANENT, 0, HEALTH_SIG_OK},
+        {200, "{\"success\":false,\"code\":-1,\"message\":\"队列数已达上限\"}",
+         ACTION_ACTION, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {500, "{\"success\":false,\"code\":-1,\"message\":\"boom\"}",
+         ACTION_IMAGINE, SUBMIT_RETRY, 0, HEALTH_SIG_TRANSIENT},
+        {503, "{\"error\":{\"message\":\"no channel\"}}", ACTION_IMAGINE,
+         SUBMIT_RETRY, 0, HEALTH_SIG_TRANSIENT},
+        {401, "", ACTION_IMAGINE, SUBMIT_REROUTE, 0, HEALTH_SIG_AUTH},
+        {403, "未登录", ACTION_IMAGINE, SUBMIT_REROUTE, 0, HEALTH_SIG_AUTH},
+        {429, "", ACTION_IMAGINE, SUBMIT_RETRY, 1, HEALTH_SIG_NONE},
+        {200, "<html>oops</html>", ACTION_IMAGINE, SUBMIT_RETRY, 0,
+         HEALTH_SIG_TRANSIENT},
+        {200, "{\"code\":1}", ACTION_IMAGINE, SUBMIT_RETRY, 0,
+         HEALTH_SIG_TRANSIENT},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct submit_result r =
+            submit_as(rows[i].status, rows[i].body, rows[i].action);
+
+        if (r.verdict != rows[i].verdict || r.limited != rows[i].limited ||
+            r.signal != rows[i].signal)
+            fail_msg("row %zu (HTTP %ld %s): verdict %s limited %d signal %d, "
+                     "want %s %d %d (reason \"%s\")",
+                     i, rows[i].status, rows[i].body, verdict_name(r.verdict),
+                     r.limited, r.signal, verdict_name(rows[i].verdict),
+                     rows[i].limited, rows[i].signal, r.reason);
+    }
+}
+
+static void test_submit_transport_is_transient(void **state)
+{
+    struct http_response resp = response(0, "");
+    struct submit_result r;
+    (void)state;
+
+    resp.transport_error = CURLE_OPERATION_TIMEDOUT;
+    resp.error = "Operation timed out after 30000 milliseconds";
+    upstream_classify_submit(&resp, ACTION_IMAGINE, &r);
+    assert_verdict(r, SUBMIT_RETRY);
+    assert_int_equal(r.limited, 0);
+    assert_int_equal(r.signal, HEALTH_SIG_TRANSIENT);
+}
+
+static void test_fetch_signals(void **state)
+{
+    char task[512];
+    struct task_result r;
+    (void)state;
+
+    task_json(task, sizeof(task), "IN_PROGRESS", "\"45%\"", "null");
+    r = fetch(200, task);
+    assert_int_equal(r.signal, HEALTH_SIG_OK);
+    r = fetch(204, "");
+    assert_int_equal(r.signal, HEALTH_SIG_OK); /* not found: it answered */
+    r = fetch(502, "Bad Gateway");
+    assert_int_equal(r.signal, HEALTH_SIG_TRANSIENT);
+    r = fetch(429, "");
+    assert_int_equal(r.signal, HEALTH_SIG_NONE);
+    r = fetch(200, "{\"id\":");
+    assert_task_verdict(r, TASK_RETRY);
+    assert_int_equal(r.signal, HEALTH_SIG_TRANSIENT);
+}
+
+/* ================= list-by-condition ================= */
+
+struct seen {
+    struct task_result r[8];
+    int calls[8];
+    char raw[8][256];
+};
+
+static void collect(size_t i, struct task_result *r, void *ctx)
+{
+    struct seen *s = ctx;
+
+    s->calls[i]++;
+    s->r[i] = *r;
+    if (r->raw != NULL)
+        snprintf(s->raw[i], sizeof(s->raw[i]), "%.*s", (int)r->raw_len, r->raw);
+}
+
+static int list(long status, const char *body, struct seen *s)
+{
+    static const char *const ids[] = {"1001", "1002", "1003"};
+    struct http_response resp = response(status, body);
+
+    memset(s, 0, sizeof(*s));
+    return upstream_classify_list(&resp, ids, 3, collect, s);
+}
+
+static void test_list_matches_by_id(void **state)
+{
+    struct seen s;
+    (void)state;
+
+    /* Out of order, one missing, one we never asked for, one not an
+     * object: every id gets exactly one answer. */
+    assert_int_equal(
+        list(200,
+             "[{\"id\":\"1003\",\"status\":\"SUCCESS\",\"imageUrl\":\"u3\"},"
+             " 7, {\"id\":\"9999\",\"status\":\"SUCCESS\"},"
+             " {\"id\":\"1001\",\"status\":\"IN_PROGRESS\","
+             "\"progress\":\"50%\"}]",
+             &s),
+        0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s.calls[i], 1);
+    assert_task_verdict(s.r[0], TASK_RUNNING);
+    assert_string_equal(s.r[0].progress, "50%");
+    assert_string_equal(s.raw[0], "{\"id\":\"1001\",\"status\":\"IN_PROGRESS\","
+                                  "\"progress\":\"50%\"}");
+    assert_task_verdict(s.r[1], TASK_NOT_FOUND);
+    assert_int_equal(s.r[1].signal, HEALTH_SIG_OK);
+    assert_task_verdict(s.r[2], TASK_SUCCESS);
+    assert_string_equal(s.r[2].image_url, "u3");
+    /* An empty answer: nothing visible (yet). */
+    assert_int_equal(list(200, "[]", &s), 0);
+    for (int i = 0; i < 3; i++)
+        assert_task_verdict(s.r[i], TASK_NOT_FOUND);
+}
+
+static void test_list_failures(void **state)
+{
+    struct seen s;
+    (void)state;
+
+    /* No such endpoint: the caller falls back to per-task fetches. */
+    assert_int_equal(list(404, "Not Found", &s), -1);
+    assert_int_equal(s.calls[0], 0);
+    assert_int_equal(list(405, "", &s), -1);
+    /* Anything else: every id is retried, with one shared reason. */
+    assert_int_equal(list(500, "boom", &s), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s.calls[i], 1);
+        assert_task_verdict(s.r[i], TASK_RETRY);
+        assert_int_equal(s.r[i].signal, HEALTH_SIG_TRANSIENT);
+    }
+    assert_int_equal(list(200, "[{\"id\":\"1001\",", &s), 0);
+    assert_task_verdict(s.r[0], TASK_RETRY);
+    assert_contains(s.r[0].reason, "garbled list-by-condition reply");
+    assert_int_equal(list(200, "{\"code\":1}", &s), 0);
+    assert_task_verdict(s.r[2], TASK_RETRY);
+    assert_int_equal(list(401, "", &s), 0);
+    assert_task_verdict(s.r[1], TASK_RETRY);
+    assert_int_equal(s.r[1].signal, HEALTH_SIG_AUTH);
+    assert_int_equal(list(429, "", &s), 0);
+    assert_int_equal(s.r[1].signal, HEALTH_SIG_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_submit_rows_account_signal),
+        cmocka_unit_test(test_submit_transport_is_transient),
+        cmocka_unit_test(test_fetch_signals),
+        cmocka_unit_test(test_list_matches_by_id),
+        cmocka_unit_test(test_list_failures),
         cmocka_unit_test(test_submit_nzk_code1_accepted),
         cmocka_unit_test(test_submit_tai_code22_in_queue),
         cmocka_unit_test(test_submit_nzk_code22_in_queue),
@@ -1042,9 +1266,9 @@ int main(void)
         cmocka_unit_test(test_submit_tai_200_result_fail_limit_retry),
         cmocka_unit_test(test_submit_napi_400_code4_permanent),
         cmocka_unit_test(test_submit_napi_400_code5_retry),
-        cmocka_unit_test(test_submit_napi_401_bad_key_permanent),
-        cmocka_unit_test(test_submit_nzk_401_empty_permanent),
-        cmocka_unit_test(test_submit_tai_403_not_logged_in_permanent),
+        cmocka_unit_test(test_submit_napi_401_bad_key_reroute),
+        cmocka_unit_test(test_submit_nzk_401_empty_reroute),
+        cmocka_unit_test(test_submit_tai_403_not_logged_in_reroute),
         cmocka_unit_test(test_submit_transport_not_delivered),
         cmocka_unit_test(test_submit_transport_maybe_delivered),
         cmocka_unit_test(test_submit_garbled_200_retry),
@@ -1069,7 +1293,7 @@ int main(void)
         cmocka_unit_test(test_fetch_transient_retry),
         cmocka_unit_test(test_fetch_retry_after_propagated),
         cmocka_unit_test(test_fetch_transport_retry),
-        cmocka_unit_test(test_fetch_auth_permanent),
+        cmocka_unit_test(test_fetch_auth_retry),
         cmocka_unit_test(test_fetch_not_json_retry),
         cmocka_unit_test(test_fetch_other_task_id_retry),
         cmocka_unit_test(test_fetch_numeric_task_id_matches),
