@@ -46,6 +46,7 @@ enum kind {
     KIND_FORMAT,    /* enum log_format */
     KIND_MODES,     /* unsigned mode mask from names: default,fast,... */
     KIND_BOOL,      /* int 0/1 from true/false/yes/no/on/off/1/0 */
+    KIND_AUTH,      /* enum auth_style from bearer/mj-api-secret/raw */
 };
 
 struct setting {
@@ -81,6 +82,9 @@ static const struct setting settings[] = {
     {"api.key_file", "MJQ_API_KEY_FILE", "api-key-file", KIND_KEY_FILE,
      OFF(api.key_file), 0, 0, NULL,
      "file holding the API key, read at start (instead of api.key)"},
+    {"api.auth", "MJQ_API_AUTH", "api-auth", KIND_AUTH,
+     OFF(api.auth), 0, 0, "bearer",
+     "how the key is sent: bearer, mj-api-secret or raw"},
     {"api.timeout_ms", "MJQ_API_TIMEOUT_MS", "api-timeout-ms", KIND_LONG,
      OFF(api.timeout_ms), 100, 600000, "30000",
      "whole HTTP request timeout, milliseconds"},
@@ -854,6 +858,8 @@ static char **split_list(const char *text, size_t *n)
     return items;
 }
 
+static const char *const auth_names[] = {"bearer", "mj-api-secret", "raw"};
+
 static const char *const mode_names[MODE_COUNT] = {"default", "fast", "relax",
                                                    "turbo"};
 
@@ -996,6 +1002,14 @@ static int apply_text(struct config *cfg, const struct setting *s,
         return set_modes(field(cfg, s), text, err);
     case KIND_BOOL:
         return set_bool(field(cfg, s), text, err);
+    case KIND_AUTH:
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(text, auth_names[i]) == 0) {
+                *(int *)field(cfg, s) = i;
+                return 0;
+            }
+        }
+        return fail(err, "must be bearer, mj-api-secret or raw");
     }
     return fail(err, "internal error: unknown setting kind");
 }
@@ -2003,6 +2017,8 @@ static const char *arg_name(enum kind kind)
         return "M1,M2";
     case KIND_BOOL:
         return "BOOL";
+    case KIND_AUTH:
+        return "STYLE";
     case KIND_PREFIX:
     case KIND_SECRET:
         break;
@@ -2140,6 +2156,9 @@ void config_dump_to(const struct config *cfg, FILE *out)
             break;
         case KIND_BOOL:
             fputs(*(const int *)f ? "true" : "false", out);
+            break;
+        case KIND_AUTH:
+            fputs(auth_names[*(const int *)f], out);
             break;
         }
         fputc('\n', out);

@@ -22,6 +22,15 @@
 /* Most upstream accounts (entries of `upstreams`). */
 #define MJQ_MAX_ACCOUNTS 16
 
+/* How an account's key is sent: relays and new-api take a Bearer token;
+ * a self-hosted novicezk proxy checks mj-api-secret; a self-hosted trueai
+ * proxy compares the raw Authorization value. */
+enum auth_style {
+    AUTH_BEARER, /* Authorization: Bearer <key> */
+    AUTH_SECRET, /* mj-api-secret: <key> */
+    AUTH_RAW,    /* Authorization: <key> */
+};
+
 /* Speed modes; MODE_DEFAULT uses the plain /mj route. */
 enum mode {
     MODE_DEFAULT,
@@ -43,6 +52,7 @@ struct account_config {
     char *key;                  /* secret; NULL sends no Authorization */
     char *key_file;             /* where key was read from, or NULL */
     char *key_env;              /* upstreams: variable holding the key */
+    int auth;                   /* enum auth_style: how the key is sent */
     char *routes[MODE_COUNT];   /* "", "/mj-fast", "/mj-relax", ... */
     long timeout_ms;            /* whole HTTP request, default 30000 */
     long connect_timeout_ms;    /* TCP/TLS connect, default 5000 */

@@ -747,13 +747,20 @@ static void schedule_probe(struct upstream *up)
     evtimer_add(up->probe_timer, &tv);
 }
 
-static struct curl_slist *auth_headers(struct curl_slist *list, const char *key)
+/* The header carrying the account's key, in the style its server wants. */
+static struct curl_slist *auth_headers(struct curl_slist *list,
+                                       const struct account_config *a)
 {
     char auth[1024];
 
-    if (key == NULL || key[0] == '\0')
+    if (a->key == NULL || a->key[0] == '\0')
         return list;
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    if (a->auth == AUTH_SECRET)
+        snprintf(auth, sizeof(auth), "mj-api-secret: %s", a->key);
+    else if (a->auth == AUTH_RAW)
+        snprintf(auth, sizeof(auth), "Authorization: %s", a->key);
+    else
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", a->key);
     list = curl_slist_append(list, auth);
     explicit_bzero(auth, sizeof(auth));
     return list;
@@ -794,8 +801,8 @@ struct upstream *upstream_new(struct event_base *base, const struct config *cfg,
         a->post_headers =
             curl_slist_append(a->post_headers, "Accept: application/json");
         a->get_headers = curl_slist_append(NULL, "Accept: application/json");
-        a->post_headers = auth_headers(a->post_headers, a->cfg->key);
-        a->get_headers = auth_headers(a->get_headers, a->cfg->key);
+        a->post_headers = auth_headers(a->post_headers, a->cfg);
+        a->get_headers = auth_headers(a->get_headers, a->cfg);
     }
     return up;
 }

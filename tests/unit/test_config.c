@@ -1282,6 +1282,7 @@ static void test_dump(void **state)
                            "api.base_url = http://127.0.0.1:8080\n"
                            "api.key = (unset)\n"
                            "api.key_file = (none)\n"
+                           "api.auth = bearer\n"
                            "api.timeout_ms = 30000\n"
                            "api.connect_timeout_ms = 5000\n"
                            "api.notify_hook = (none)\n"
