@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "sim_account.h"
 #include "sim_api.h"
 #include "sim_fault.h"
 #include "sim_json.h"
@@ -35,13 +36,15 @@
 
 enum route_kind {
     ROUTE_NONE,
-    ROUTE_HEALTH, /* GET /healthz */
-    ROUTE_STATS,  /* GET /sim/stats */
-    ROUTE_RESET,  /* POST /sim/reset */
-    ROUTE_SUBMIT, /* POST [/mj-xxx]/mj/submit/<ep> */
-    ROUTE_FETCH,  /* GET [/mj-xxx]/mj/task/<id>/fetch */
-    ROUTE_CANCEL, /* POST [/mj-xxx]/mj/task/<id>/cancel */
-    ROUTE_LIST,   /* POST [/mj-xxx]/mj/task/list-by-condition|list-by-ids */
+    ROUTE_HEALTH,   /* GET /healthz */
+    ROUTE_STATS,    /* GET /sim/stats */
+    ROUTE_RESET,    /* POST /sim/reset */
+    ROUTE_ACCOUNTS, /* GET /sim/accounts */
+    ROUTE_ACCOUNT,  /* POST /sim/accounts/<name> */
+    ROUTE_SUBMIT,   /* POST [/mj-xxx]/mj/submit/<ep> */
+    ROUTE_FETCH,    /* GET [/mj-xxx]/mj/task/<id>/fetch */
+    ROUTE_CANCEL,   /* POST [/mj-xxx]/mj/task/<id>/cancel */
+    ROUTE_LIST,     /* POST [/mj-xxx]/mj/task/list-by-condition|list-by-ids */
 };
 
 struct route {
@@ -49,7 +52,7 @@ struct route {
     enum evhttp_cmd_type method; /* the one the route accepts */
     enum sim_mode mode;
     enum sim_endpoint ep; /* ROUTE_SUBMIT */
-    const char *id;       /* into the request URI, which outlives us */
+    const char *id;       /* task id or account name, into the request URI */
     size_t id_len;
 };
 
@@ -59,6 +62,7 @@ struct pending {
     struct evhttp_request *req; /* kept alive by evhttp until we reply */
     struct event *timer;
     struct route rt;
+    struct sim_account *acct; /* borrowed from the registry */
     struct pending *prev;
     struct pending *next;
 };
@@ -68,12 +72,12 @@ struct sim_server {
     const struct sim_opts *opts; /* borrowed */
     struct evhttp *http;
     struct sim_table *tasks;
+    struct sim_accounts *accounts;
     struct sim_stats *stats;
     struct sim_rng rng;
     struct sim_api api;
     struct sim_buf scratch;  /* reply body, reused by every request */
     struct pending *pending; /* slow replies in flight */
-    char *bearer;            /* "Bearer <key>": a secret, never logged */
 };
 
 static bool eat(const char **p, const char *end, const char *lit)
@@ -113,6 +117,17 @@ static void parse_route(const char *uri, struct route *rt)
     if (rest_is(p, end, "/sim/reset")) {
         rt->kind = ROUTE_RESET;
         rt->method = EVHTTP_REQ_POST;
+        return;
+    }
+    if (rest_is(p, end, "/sim/accounts")) {
+        rt->kind = ROUTE_ACCOUNTS;
+        return;
+    }
+    if (eat(&p, end, "/sim/accounts/")) {
+        rt->kind = ROUTE_ACCOUNT;
+        rt->method = EVHTTP_REQ_POST;
+        rt->id = p;
+        rt->id_len = (size_t)(end - p);
         return;
     }
     if (eat(&p, end, "/mj-fast/"))
@@ -218,32 +233,33 @@ static void resp_text(struct sim_resp *r, int status, const char *text)
     sim_buf_adds(r->body, text);
 }
 
-/* Length-independent timing is not a goal here, but cheap to have. */
-static bool secret_eq(const char *given, const char *want)
+/*
+ * The account whose key the request carries, as 'Authorization: Bearer
+ * KEY' or 'mj-api-secret: KEY'; NULL when it carries none of the keys.
+ * With auth off, always the default account.
+ */
+static struct sim_account *identify(const struct sim_server *srv,
+                                    struct evhttp_request *req)
 {
-    size_t n = strlen(want);
-    unsigned char diff = 0;
-
-    if (strlen(given) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(given[i] ^ want[i]);
-    return diff == 0;
-}
-
-static bool authorized(const struct sim_server *srv, struct evhttp_request *req)
-{
+    static const char bearer[] = "Bearer ";
+    struct sim_account *a = NULL;
     struct evkeyvalq *h;
     const char *v;
 
-    if (srv->opts->key == NULL)
-        return true;
+    if (!sim_accounts_auth(srv->accounts))
+        return sim_accounts_at(srv->accounts, 0);
     h = evhttp_request_get_input_headers(req);
     v = evhttp_find_header(h, "Authorization");
-    if (v != NULL && secret_eq(v, srv->bearer))
-        return true;
-    v = evhttp_find_header(h, "mj-api-secret");
-    return v != NULL && secret_eq(v, srv->opts->key);
+    if (v != NULL && strncmp(v, bearer, sizeof(bearer) - 1) == 0) {
+        v += sizeof(bearer) - 1;
+        a = sim_accounts_by_key(srv->accounts, v, strlen(v));
+    }
+    if (a == NULL) {
+        v = evhttp_find_header(h, "mj-api-secret");
+        if (v != NULL)
+            a = sim_accounts_by_key(srv->accounts, v, strlen(v));
+    }
+    return a;
 }
 
 /* The request body as one contiguous block. */
@@ -259,10 +275,10 @@ static const char *request_body(struct evhttp_request *req, size_t *len)
     return data != NULL ? data : "";
 }
 
-/* Runs an MJ route through sim_api. */
+/* Runs an MJ route through sim_api for account acct. */
 static void dispatch(struct sim_server *srv, struct evhttp_request *req,
-                     const struct route *rt, enum sim_fault fault,
-                     struct sim_resp *r)
+                     const struct route *rt, struct sim_account *acct,
+                     enum sim_fault fault, struct sim_resp *r)
 {
     int64_t now = clock_wall_ms();
     const char *body;
@@ -271,17 +287,18 @@ static void dispatch(struct sim_server *srv, struct evhttp_request *req,
     switch (rt->kind) {
     case ROUTE_SUBMIT:
         body = request_body(req, &len);
-        sim_api_submit(&srv->api, rt->ep, rt->mode, body, len, fault, now, r);
+        sim_api_submit(&srv->api, acct, rt->ep, rt->mode, body, len, fault, now,
+                       r);
         return;
     case ROUTE_FETCH:
-        sim_api_fetch(&srv->api, rt->id, rt->id_len, now, r);
+        sim_api_fetch(&srv->api, acct, rt->id, rt->id_len, now, r);
         return;
     case ROUTE_CANCEL:
-        sim_api_cancel(&srv->api, rt->id, rt->id_len, now, r);
+        sim_api_cancel(&srv->api, acct, rt->id, rt->id_len, now, r);
         return;
     case ROUTE_LIST:
         body = request_body(req, &len);
-        sim_api_list(&srv->api, body, len, now, r);
+        sim_api_list(&srv->api, acct, body, len, now, r);
         return;
     default:
         resp_text(r, 404, "Not Found");
@@ -301,7 +318,7 @@ static void pending_unlink(struct sim_server *srv, struct pending *p)
 
 /* The delayed answer: 503 for a submit, the real answer otherwise. */
 static void answer_slow(struct sim_server *srv, struct evhttp_request *req,
-                        const struct route *rt)
+                        const struct route *rt, struct sim_account *acct)
 {
     struct sim_resp r;
 
@@ -309,7 +326,7 @@ static void answer_slow(struct sim_server *srv, struct evhttp_request *req,
     if (rt->kind == ROUTE_SUBMIT)
         sim_reply_fault(&r, srv->opts->dialect, SIM_FAULT_SLOW, true, false);
     else
-        dispatch(srv, req, rt, SIM_FAULT_NONE, &r);
+        dispatch(srv, req, rt, acct, SIM_FAULT_NONE, &r);
     respond(srv, req, &r);
 }
 
@@ -317,7 +334,7 @@ static void pending_finish(struct pending *p)
 {
     pending_unlink(p->srv, p);
     event_free(p->timer); /* safe from its own callback: not persistent */
-    answer_slow(p->srv, p->req, &p->rt);
+    answer_slow(p->srv, p->req, &p->rt, p->acct);
     free(p);
 }
 
@@ -333,7 +350,7 @@ static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
  * reply; evhttp_send_reply() then just frees it.
  */
 static void defer(struct sim_server *srv, struct evhttp_request *req,
-                  const struct route *rt)
+                  const struct route *rt, struct sim_account *acct)
 {
     struct pending *p;
     struct event *timer;
@@ -344,12 +361,13 @@ static void defer(struct sim_server *srv, struct evhttp_request *req,
     if (timer == NULL) {
         log_error("slow reply: cannot create a timer; answering now");
         free(p);
-        answer_slow(srv, req, rt);
+        answer_slow(srv, req, rt, acct);
         return;
     }
     p->srv = srv;
     p->req = req;
     p->rt = *rt;
+    p->acct = acct;
     p->timer = timer;
     p->next = srv->pending;
     if (srv->pending != NULL)
@@ -394,8 +412,9 @@ static void handle_reset(struct sim_server *srv, struct evhttp_request *req,
         json_decref(root);
     }
     if (drop)
-        dropped = sim_table_clear(srv->tasks);
+        dropped = sim_table_clear(srv->tasks); /* empties the heaps too */
     sim_stats_reset(srv->stats);
+    sim_accounts_reset(srv->accounts, clock_wall_ms());
     log_info("reset: counters zeroed, %zu tasks dropped", dropped);
     r->status = 200;
     r->ctype = CT_JSON;
@@ -408,28 +427,148 @@ static void handle_reset(struct sim_server *srv, struct evhttp_request *req,
     sim_json_obj_close(&w);
 }
 
+/* Answers status with {"error": text}. */
+static void resp_error(struct sim_resp *r, int status, const char *text)
+{
+    struct sim_json w;
+
+    r->status = status;
+    r->ctype = CT_JSON;
+    sim_json_begin(&w, r->body);
+    sim_json_obj_open(&w);
+    sim_json_key(&w, "error");
+    sim_json_str(&w, text);
+    sim_json_obj_close(&w);
+}
+
+/* Answers 200 with doc (stolen) as sorted compact JSON, or a 500. */
+static void resp_doc(struct sim_resp *r, json_t *doc)
+{
+    char *json =
+        doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+    json_decref(doc);
+    if (json == NULL) {
+        resp_text(r, 500, "out of memory");
+        return;
+    }
+    r->status = 200;
+    r->ctype = CT_JSON;
+    sim_buf_adds(r->body, json);
+    free(json);
+}
+
+/* GET /sim/stats: the counters, each account's under "accounts". */
+static void handle_stats(struct sim_server *srv, struct sim_resp *r)
+{
+    json_t *doc = sim_stats_doc(srv->stats, sim_table_count(srv->tasks));
+    json_t *accts = sim_accounts_json(srv->accounts, clock_wall_ms());
+
+    if (doc == NULL || accts == NULL ||
+        json_object_set_new(doc, "accounts", accts) != 0) {
+        json_decref(doc);
+        resp_text(r, 500, "stats: out of memory");
+        return;
+    }
+    resp_doc(r, doc);
+}
+
+/* GET /sim/accounts: the settings, then every account. */
+static void handle_accounts(struct sim_server *srv, struct sim_resp *r)
+{
+    json_t *doc = sim_accounts_limits_json(srv->accounts);
+    json_t *accts = sim_accounts_json(srv->accounts, clock_wall_ms());
+
+    if (doc == NULL || accts == NULL ||
+        json_object_set_new(doc, "accounts", accts) != 0) {
+        json_decref(doc);
+        resp_text(r, 500, "accounts: out of memory");
+        return;
+    }
+    resp_doc(r, doc);
+}
+
+/*
+ * POST /sim/accounts/NAME {"revoked":B,"quota":B,"down":B}: each field
+ * optional, each flag sticky. Anything else in the body is a 400, so a
+ * typo in a test fails loudly instead of changing nothing.
+ */
+static void handle_account(struct sim_server *srv, struct evhttp_request *req,
+                           const struct route *rt, struct sim_resp *r)
+{
+    static const char *const fields[] = {"revoked", "quota", "down"};
+    struct sim_account *a =
+        sim_accounts_by_name(srv->accounts, rt->id, rt->id_len);
+    struct sim_account_flags next;
+    json_t *root = NULL;
+    json_t *doc;
+    json_error_t jerr;
+    const char *key;
+    json_t *v;
+    size_t len;
+    const char *body = request_body(req, &len);
+
+    if (a == NULL) {
+        resp_error(r, 404, "no such account");
+        return;
+    }
+    next = *sim_account_flags(a);
+    if (len > 0) {
+        root = json_loadb(body, len, 0, &jerr);
+        if (!json_is_object(root)) {
+            json_decref(root);
+            resp_error(r, 400, "the body must be a JSON object");
+            return;
+        }
+    }
+    json_object_foreach(root, key, v)
+    {
+        size_t i = 0;
+
+        while (i < 3 && strcmp(key, fields[i]) != 0)
+            i++;
+        if (i == 3 || !json_is_boolean(v)) {
+            json_decref(root);
+            resp_error(r, 400,
+                       "fields: revoked, quota, down, each true or false");
+            return;
+        }
+        if (i == 0)
+            next.revoked = json_is_true(v);
+        else if (i == 1)
+            next.no_quota = !json_is_true(v);
+        else
+            next.down = json_is_true(v);
+    }
+    json_decref(root);
+    *sim_account_flags(a) = next;
+    log_info("account %s: revoked %s, quota %s, down %s", sim_account_name(a),
+             next.revoked ? "yes" : "no", next.no_quota ? "no" : "yes",
+             next.down ? "yes" : "no");
+    doc = sim_account_json(a, clock_wall_ms());
+    if (doc != NULL)
+        json_object_set_new(doc, "name", json_string(sim_account_name(a)));
+    resp_doc(r, doc);
+}
+
 static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
                          const struct route *rt, struct sim_resp *r)
 {
-    char *json;
-
     switch (rt->kind) {
     case ROUTE_HEALTH:
         resp_text(r, 200, "ok");
         return;
     case ROUTE_STATS:
-        json = sim_stats_json(srv->stats, sim_table_count(srv->tasks));
-        if (json == NULL) {
-            resp_text(r, 500, "stats: out of memory");
-            return;
-        }
-        r->status = 200;
-        r->ctype = CT_JSON;
-        sim_buf_adds(r->body, json);
-        free(json);
+        handle_stats(srv, r);
         return;
     case ROUTE_RESET:
         handle_reset(srv, req, r);
+        return;
+    case ROUTE_ACCOUNTS:
+        handle_accounts(srv, r);
+        return;
+    case ROUTE_ACCOUNT:
+        handle_account(srv, req, rt, r);
         return;
     default:
         resp_text(r, 404, "Not Found");
@@ -437,24 +576,49 @@ static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
     }
 }
 
-/* Counts a request that a fault answers before sim_api sees it. */
-static void count_faulted(struct sim_server *srv, const struct route *rt)
+/*
+ * Counts an MJ request that is answered before sim_api sees it (a fault,
+ * a down account), overall and for its account.
+ */
+static void count_unserved(struct sim_server *srv, struct sim_account *acct,
+                           const struct route *rt)
 {
-    if (rt->kind == ROUTE_SUBMIT)
-        sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
-    else if (rt->kind == ROUTE_FETCH)
-        sim_stats_add(srv->stats, SIM_CTR_FETCHES, 1);
-    else if (rt->kind == ROUTE_LIST)
-        sim_stats_add(srv->stats, SIM_CTR_BATCH_FETCHES, 1);
+    enum sim_counter c;
+    enum sim_acct_counter ac;
+
+    if (rt->kind == ROUTE_SUBMIT) {
+        c = SIM_CTR_SUBMITS;
+        ac = SIM_ACTR_SUBMITS;
+    } else if (rt->kind == ROUTE_FETCH) {
+        c = SIM_CTR_FETCHES;
+        ac = SIM_ACTR_FETCHES;
+    } else if (rt->kind == ROUTE_LIST) {
+        c = SIM_CTR_BATCH_FETCHES;
+        ac = SIM_ACTR_BATCH_FETCHES;
+    } else {
+        return;
+    }
+    sim_stats_add(srv->stats, c, 1);
+    sim_account_add(acct, ac, 1);
+}
+
+static bool is_admin(enum route_kind k)
+{
+    return k == ROUTE_HEALTH || k == ROUTE_STATS || k == ROUTE_RESET ||
+           k == ROUTE_ACCOUNTS || k == ROUTE_ACCOUNT;
 }
 
 /*
  * evhttp callback for every request (loop context). It answers at once,
  * except for the slow fault, which hands req to a timer (see defer()).
+ * Order: route, method, admin endpoints, --no-batch, key (and revoked),
+ * down, drawn faults, then sim_api.
  */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sim_server *srv = arg;
+    enum sim_dialect d = srv->opts->dialect;
+    struct sim_account *acct;
     struct route rt;
     struct sim_resp r;
     enum sim_fault fault = SIM_FAULT_NONE;
@@ -469,14 +633,32 @@ static void on_request(struct evhttp_request *req, void *arg)
         resp_text(&r, 405, "Method Not Allowed");
         goto send;
     }
-    if (rt.kind == ROUTE_HEALTH || rt.kind == ROUTE_STATS ||
-        rt.kind == ROUTE_RESET) {
+    if (is_admin(rt.kind)) {
         handle_admin(srv, req, &rt, &r);
         goto send;
     }
-    if (!authorized(srv, req)) {
+    acct = identify(srv, req);
+    if (rt.kind == ROUTE_LIST && srv->opts->no_batch) {
+        /* A server without the route: 404 before any auth, like any
+         * unknown path; counted so tests can see the fallback. */
+        sim_stats_add(srv->stats, SIM_CTR_BATCH_NOT_FOUND, 1);
+        if (acct != NULL)
+            sim_account_add(acct, SIM_ACTR_BATCH_404, 1);
+        resp_text(&r, 404, "Not Found");
+        goto send;
+    }
+    if (acct == NULL || sim_account_flags(acct)->revoked) {
         sim_stats_add(srv->stats, SIM_CTR_AUTH_FAILURES, 1);
-        sim_reply_auth(&r, srv->opts->dialect);
+        if (acct != NULL)
+            sim_account_add(acct, SIM_ACTR_AUTH_REFUSALS, 1);
+        sim_reply_auth(&r, d);
+        goto send;
+    }
+    if (sim_account_flags(acct)->down) {
+        count_unserved(srv, acct, &rt);
+        sim_stats_add(srv->stats, SIM_CTR_DOWN_REFUSALS, 1);
+        sim_account_add(acct, SIM_ACTR_DOWN_REFUSALS, 1);
+        sim_reply_fault(&r, d, SIM_FAULT_500, rt.kind == ROUTE_SUBMIT, false);
         goto send;
     }
     if (rt.kind != ROUTE_CANCEL)
@@ -489,17 +671,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     case SIM_FAULT_SLOW:
         sim_stats_fault(srv->stats, fault);
         if (rt.kind == ROUTE_SUBMIT)
-            sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
-        defer(srv, req, &rt);
+            count_unserved(srv, acct, &rt); /* sim_api never sees it */
+        defer(srv, req, &rt, acct);
         return;
     default:
         sim_stats_fault(srv->stats, fault);
-        count_faulted(srv, &rt);
-        sim_reply_fault(&r, srv->opts->dialect, fault, rt.kind == ROUTE_SUBMIT,
+        count_unserved(srv, acct, &rt);
+        sim_reply_fault(&r, d, fault, rt.kind == ROUTE_SUBMIT,
                         sim_rng_chance(&srv->rng, 0.5));
         goto send;
     }
-    dispatch(srv, req, &rt, fault, &r);
+    dispatch(srv, req, &rt, acct, fault, &r);
 send:
     respond(srv, req, &r);
 }
@@ -514,6 +696,9 @@ struct sim_server *sim_server_new(struct event_base *base,
     srv->opts = opts;
     sim_buf_init(&srv->scratch);
     srv->tasks = sim_table_new((size_t)opts->max_tasks);
+    srv->accounts = sim_accounts_new(opts);
+    /* An evicted task must leave its account's in-flight heap. */
+    sim_table_set_drop_hook(srv->tasks, sim_accounts_on_drop, srv->accounts);
     srv->stats = sim_stats_new();
     if (srv->stats == NULL) {
         log_error("sim: out of memory for counters");
@@ -525,12 +710,6 @@ struct sim_server *sim_server_new(struct event_base *base,
     sim_rng_seed(&srv->rng, seed);
     log_info("fault PRNG seed %llu%s", (unsigned long long)seed,
              opts->seed_set ? "" : " (time-based; pass --seed to repeat)");
-    if (opts->key != NULL) {
-        size_t n = strlen(opts->key) + sizeof("Bearer ");
-
-        srv->bearer = xmalloc(n);
-        snprintf(srv->bearer, n, "Bearer %s", opts->key);
-    }
     srv->api.opts = opts;
     srv->api.tasks = srv->tasks;
     srv->api.stats = srv->stats;
@@ -629,9 +808,9 @@ void sim_server_free(struct sim_server *srv)
         pending_finish(srv->pending);
     if (srv->http != NULL)
         evhttp_free(srv->http);
-    sim_table_free(srv->tasks);
+    sim_table_free(srv->tasks); /* before the accounts: its drop hook */
+    sim_accounts_free(srv->accounts);
     sim_stats_free(srv->stats);
     sim_buf_release(&srv->scratch);
-    free(srv->bearer);
     free(srv);
 }

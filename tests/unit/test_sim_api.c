@@ -19,6 +19,8 @@
 struct fx {
     struct sim_opts opts;
     struct sim_table *tasks;
+    struct sim_accounts *accounts;
+    struct sim_account *acct; /* the caller of the next request */
     struct sim_stats *stats;
     struct sim_rng rng;
     struct sim_api api;
@@ -27,7 +29,8 @@ struct fx {
     json_t *json; /* last parsed reply, or NULL */
 };
 
-static struct fx *fx_new(enum sim_dialect d)
+/* Options only: a test may change them before fx_start(). */
+static struct fx *fx_alloc(enum sim_dialect d)
 {
     struct fx *f = calloc(1, sizeof(*f));
 
@@ -35,7 +38,16 @@ static struct fx *fx_new(enum sim_dialect d)
     f->opts.duration_ms = 1000;
     f->opts.progress_steps = 4;
     f->opts.max_tasks = 1000;
-    f->tasks = sim_table_new(1000);
+    return f;
+}
+
+/* Builds what the server would from f->opts; the caller is account 0. */
+static void fx_start(struct fx *f)
+{
+    f->tasks = sim_table_new((size_t)f->opts.max_tasks);
+    f->accounts = sim_accounts_new(&f->opts);
+    sim_table_set_drop_hook(f->tasks, sim_accounts_on_drop, f->accounts);
+    f->acct = sim_accounts_at(f->accounts, 0);
     f->stats = sim_stats_new();
     sim_rng_seed(&f->rng, 1);
     f->api.opts = &f->opts;
@@ -46,6 +58,13 @@ static struct fx *fx_new(enum sim_dialect d)
     f->api.timing.queue_ms = 0;
     f->api.timing.steps = 4;
     sim_buf_init(&f->body);
+}
+
+static struct fx *fx_new(enum sim_dialect d)
+{
+    struct fx *f = fx_alloc(d);
+
+    fx_start(f);
     return f;
 }
 
@@ -55,6 +74,7 @@ static void fx_free(struct fx *f)
     sim_buf_release(&f->body);
     sim_stats_free(f->stats);
     sim_table_free(f->tasks);
+    sim_accounts_free(f->accounts);
     free(f);
 }
 
@@ -82,15 +102,15 @@ static void submit(struct fx *f, enum sim_endpoint ep, const char *body,
                    enum sim_fault fault, int64_t now)
 {
     begin(f);
-    sim_api_submit(&f->api, ep, SIM_MODE_DEFAULT, body, strlen(body), fault,
-                   now, &f->r);
+    sim_api_submit(&f->api, f->acct, ep, SIM_MODE_DEFAULT, body, strlen(body),
+                   fault, now, &f->r);
     parse(f);
 }
 
 static void fetch(struct fx *f, const char *id, int64_t now)
 {
     begin(f);
-    sim_api_fetch(&f->api, id, strlen(id), now, &f->r);
+    sim_api_fetch(&f->api, f->acct, id, strlen(id), now, &f->r);
     parse(f);
 }
 
@@ -353,18 +373,18 @@ static void test_list_and_counters(void **state)
              "{\"ids\":[\"%s\",%s,\"%s\",\"%s\",\"1\",\"x\",\"%s\"]}", a, b, c,
              b, a);
     begin(f);
-    sim_api_list(&f->api, body, strlen(body), T0 + 10, &f->r);
+    sim_api_list(&f->api, f->acct, body, strlen(body), T0 + 10, &f->r);
     parse(f);
     assert_int_equal(json_array_size(f->json), 2); /* dedup, drop missing */
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(f->json, 0), "id")),
         a); /* reversed */
     begin(f);
-    sim_api_list(&f->api, "{}", 2, T0, &f->r);
+    sim_api_list(&f->api, f->acct, "{}", 2, T0, &f->r);
     assert_string_equal(f->body.data, "[]");
 
     begin(f);
-    sim_api_cancel(&f->api, b, strlen(b), T0 + 10, &f->r);
+    sim_api_cancel(&f->api, f->acct, b, strlen(b), T0 + 10, &f->r);
     assert_int_equal(f->r.status, 200);
     fetch(f, b, T0 + 5000);
     assert_string_equal(str(f, "status"), "FAILURE");
