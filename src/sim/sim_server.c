@@ -6,18 +6,17 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <jansson.h>
 
 #include "clock.h"
 #include "log.h"
 #include "sim_account.h"
+#include "sim_admin.h"
 #include "sim_api.h"
 #include "sim_fault.h"
 #include "sim_json.h"
@@ -26,7 +25,6 @@
 #include "sim_task.h"
 #include "xmalloc.h"
 
-#define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
 
 #define MAX_BODY    (64 * 1024 * 1024) /* blends carry up to 5 images */
@@ -76,6 +74,7 @@ struct sim_server {
     struct sim_stats *stats;
     struct sim_rng rng;
     struct sim_api api;
+    struct sim_admin admin;
     struct sim_buf scratch;  /* reply body, reused by every request */
     struct pending *pending; /* slow replies in flight */
 };
@@ -381,194 +380,33 @@ static void defer(struct sim_server *srv, struct evhttp_request *req,
     }
 }
 
-static void handle_reset(struct sim_server *srv, struct evhttp_request *req,
-                         struct sim_resp *r)
-{
-    const char *uri = evhttp_request_get_uri(req);
-    const char *q = strchr(uri, '?');
-    bool drop = false;
-    size_t len;
-    const char *body = request_body(req, &len);
-    size_t dropped = 0;
-    struct sim_json w;
-
-    if (q != NULL) {
-        struct evkeyvalq args;
-        const char *v;
-
-        TAILQ_INIT(&args);
-        if (evhttp_parse_query_str(q + 1, &args) == 0) {
-            v = evhttp_find_header(&args, "tasks");
-            drop = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-        }
-        evhttp_clear_headers(&args);
-    }
-    if (len > 0) {
-        json_error_t jerr;
-        json_t *root = json_loadb(body, len, 0, &jerr);
-
-        if (json_is_true(json_object_get(root, "tasks")))
-            drop = true;
-        json_decref(root);
-    }
-    if (drop)
-        dropped = sim_table_clear(srv->tasks); /* empties the heaps too */
-    sim_stats_reset(srv->stats);
-    sim_accounts_reset(srv->accounts, clock_wall_ms());
-    log_info("reset: counters zeroed, %zu tasks dropped", dropped);
-    r->status = 200;
-    r->ctype = CT_JSON;
-    sim_json_begin(&w, r->body);
-    sim_json_obj_open(&w);
-    sim_json_key(&w, "reset");
-    sim_json_bool(&w, true);
-    sim_json_key(&w, "tasks_dropped");
-    sim_json_int(&w, (int64_t)dropped);
-    sim_json_obj_close(&w);
-}
-
-/* Answers status with {"error": text}. */
-static void resp_error(struct sim_resp *r, int status, const char *text)
-{
-    struct sim_json w;
-
-    r->status = status;
-    r->ctype = CT_JSON;
-    sim_json_begin(&w, r->body);
-    sim_json_obj_open(&w);
-    sim_json_key(&w, "error");
-    sim_json_str(&w, text);
-    sim_json_obj_close(&w);
-}
-
-/* Answers 200 with doc (stolen) as sorted compact JSON, or a 500. */
-static void resp_doc(struct sim_resp *r, json_t *doc)
-{
-    char *json =
-        doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-    json_decref(doc);
-    if (json == NULL) {
-        resp_text(r, 500, "out of memory");
-        return;
-    }
-    r->status = 200;
-    r->ctype = CT_JSON;
-    sim_buf_adds(r->body, json);
-    free(json);
-}
-
-/* GET /sim/stats: the counters, each account's under "accounts". */
-static void handle_stats(struct sim_server *srv, struct sim_resp *r)
-{
-    json_t *doc = sim_stats_doc(srv->stats, sim_table_count(srv->tasks));
-    json_t *accts = sim_accounts_json(srv->accounts, clock_wall_ms());
-
-    if (doc == NULL || accts == NULL ||
-        json_object_set_new(doc, "accounts", accts) != 0) {
-        json_decref(doc);
-        resp_text(r, 500, "stats: out of memory");
-        return;
-    }
-    resp_doc(r, doc);
-}
-
-/* GET /sim/accounts: the settings, then every account. */
-static void handle_accounts(struct sim_server *srv, struct sim_resp *r)
-{
-    json_t *doc = sim_accounts_limits_json(srv->accounts);
-    json_t *accts = sim_accounts_json(srv->accounts, clock_wall_ms());
-
-    if (doc == NULL || accts == NULL ||
-        json_object_set_new(doc, "accounts", accts) != 0) {
-        json_decref(doc);
-        resp_text(r, 500, "accounts: out of memory");
-        return;
-    }
-    resp_doc(r, doc);
-}
-
-/*
- * POST /sim/accounts/NAME {"revoked":B,"quota":B,"down":B}: each field
- * optional, each flag sticky. Anything else in the body is a 400, so a
- * typo in a test fails loudly instead of changing nothing.
- */
-static void handle_account(struct sim_server *srv, struct evhttp_request *req,
-                           const struct route *rt, struct sim_resp *r)
-{
-    static const char *const fields[] = {"revoked", "quota", "down"};
-    struct sim_account *a =
-        sim_accounts_by_name(srv->accounts, rt->id, rt->id_len);
-    struct sim_account_flags next;
-    json_t *root = NULL;
-    json_t *doc;
-    json_error_t jerr;
-    const char *key;
-    json_t *v;
-    size_t len;
-    const char *body = request_body(req, &len);
-
-    if (a == NULL) {
-        resp_error(r, 404, "no such account");
-        return;
-    }
-    next = *sim_account_flags(a);
-    if (len > 0) {
-        root = json_loadb(body, len, 0, &jerr);
-        if (!json_is_object(root)) {
-            json_decref(root);
-            resp_error(r, 400, "the body must be a JSON object");
-            return;
-        }
-    }
-    json_object_foreach(root, key, v)
-    {
-        size_t i = 0;
-
-        while (i < 3 && strcmp(key, fields[i]) != 0)
-            i++;
-        if (i == 3 || !json_is_boolean(v)) {
-            json_decref(root);
-            resp_error(r, 400,
-                       "fields: revoked, quota, down, each true or false");
-            return;
-        }
-        if (i == 0)
-            next.revoked = json_is_true(v);
-        else if (i == 1)
-            next.no_quota = !json_is_true(v);
-        else
-            next.down = json_is_true(v);
-    }
-    json_decref(root);
-    *sim_account_flags(a) = next;
-    log_info("account %s: revoked %s, quota %s, down %s", sim_account_name(a),
-             next.revoked ? "yes" : "no", next.no_quota ? "no" : "yes",
-             next.down ? "yes" : "no");
-    doc = sim_account_json(a, clock_wall_ms());
-    if (doc != NULL)
-        json_object_set_new(doc, "name", json_string(sim_account_name(a)));
-    resp_doc(r, doc);
-}
-
+/* The test-control endpoints (sim_admin) and /healthz. */
 static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
                          const struct route *rt, struct sim_resp *r)
 {
+    int64_t now = clock_wall_ms();
+    const char *query = strchr(evhttp_request_get_uri(req), '?');
+    const char *body;
+    size_t len;
+
     switch (rt->kind) {
     case ROUTE_HEALTH:
         resp_text(r, 200, "ok");
         return;
     case ROUTE_STATS:
-        handle_stats(srv, r);
+        sim_admin_stats(&srv->admin, now, r);
         return;
     case ROUTE_RESET:
-        handle_reset(srv, req, r);
+        body = request_body(req, &len);
+        sim_admin_reset(&srv->admin, query != NULL ? query + 1 : NULL, body,
+                        len, now, r);
         return;
     case ROUTE_ACCOUNTS:
-        handle_accounts(srv, r);
+        sim_admin_accounts(&srv->admin, now, r);
         return;
     case ROUTE_ACCOUNT:
-        handle_account(srv, req, rt, r);
+        body = request_body(req, &len);
+        sim_admin_account(&srv->admin, rt->id, rt->id_len, body, len, now, r);
         return;
     default:
         resp_text(r, 404, "Not Found");
@@ -717,6 +555,9 @@ struct sim_server *sim_server_new(struct event_base *base,
     srv->api.timing.duration_ms = opts->duration_ms;
     srv->api.timing.queue_ms = opts->queue_ms;
     srv->api.timing.steps = opts->progress_steps;
+    srv->admin.tasks = srv->tasks;
+    srv->admin.stats = srv->stats;
+    srv->admin.accounts = srv->accounts;
 
     srv->http = evhttp_new(base);
     if (srv->http == NULL) {
