@@ -105,14 +105,17 @@ struct sim_account_flags {
     bool down;     /* every request answers HTTP 500 */
 };
 
+/* The account's name (borrowed; lives as long as the registry). */
 const char *sim_account_name(const struct sim_account *a);
 /* Index of the account in its registry (what sim_task.account holds). */
 unsigned sim_account_index(const struct sim_account *a);
 /* Borrowed flags; the caller may change them. */
 struct sim_account_flags *sim_account_flags(struct sim_account *a);
 
+/* Adds n to counter c; sim_accounts_reset() zeroes them. */
 void sim_account_add(struct sim_account *a, enum sim_acct_counter c,
                      uint64_t n);
+/* Counter c's value. */
 uint64_t sim_account_get(const struct sim_account *a, enum sim_acct_counter c);
 
 /*
