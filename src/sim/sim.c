@@ -48,6 +48,26 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* Names and limits of the accounts; never their keys. */
+static void log_accounts(const struct sim_opts *o)
+{
+    if (o->key != NULL)
+        log_info("account default (--key)");
+    for (size_t i = 0; i < o->naccounts; i++)
+        log_info("account %s", o->accounts[i].name);
+    if (o->account_limit > 0)
+        log_info("at most %lld unfinished tasks per account",
+                 (long long)o->account_limit);
+    for (int m = 0; m < SIM_MODE_COUNT; m++) {
+        if (o->mode_limit[m] > 0)
+            log_info("at most %lld unfinished %s tasks per account",
+                     (long long)o->mode_limit[m],
+                     sim_mode_name((enum sim_mode)m));
+    }
+    if (o->no_batch)
+        log_info("list-by-condition disabled (--no-batch): 404");
+}
+
 /* Runs in loop context (evsignal self-pipe), not in a signal handler. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -111,12 +131,14 @@ int sim_main(int argc, char **argv)
         log_error("cannot install signal events");
         goto out;
     }
-    /* The key itself never reaches the log: only whether there is one. */
+    /* Keys never reach the log: only whether there are any, and names. */
     log_info("listening on %s port %d: dialect %s, duration %lld ms, "
              "queue %lld ms, %d steps, auth %s",
              opts.listen_host, port, sim_dialect_name(opts.dialect),
              (long long)opts.duration_ms, (long long)opts.queue_ms,
-             opts.progress_steps, opts.key != NULL ? "required" : "off");
+             opts.progress_steps,
+             opts.key != NULL || opts.naccounts > 0 ? "required" : "off");
+    log_accounts(&opts);
     if (event_base_dispatch(base) < 0) {
         log_error("event loop failed");
         goto out;

@@ -51,14 +51,27 @@ static int get_task_id(const json_t *obj, const char *key, uint64_t *out)
     return -2;
 }
 
-/* The task a client may see: vanished tasks are never shown. */
-static struct sim_task *lookup(const struct sim_api *api, uint64_t id)
+/*
+ * The task a client may see: its own account's, and never a vanished one.
+ * Another account's task is "not found", as in new-api (mj-api.md §4.2).
+ */
+static struct sim_task *lookup(const struct sim_api *api,
+                               const struct sim_account *acct, uint64_t id)
 {
     struct sim_task *t = sim_table_find(api->tasks, id);
 
-    if (t == NULL || t->outcome == SIM_OUTCOME_VANISH)
+    if (t == NULL || t->outcome == SIM_OUTCOME_VANISH ||
+        t->account != sim_account_index(acct))
         return NULL;
     return t;
+}
+
+/* Counts a request or refusal twice: overall and for the account. */
+static void count(struct sim_api *api, struct sim_account *acct,
+                  enum sim_counter c, enum sim_acct_counter ac, uint64_t n)
+{
+    sim_stats_add(api->stats, c, n);
+    sim_account_add(acct, ac, n);
 }
 
 /* novicezk insists on data URLs (BaseSubmitDTO + convertBase64Array). */
@@ -78,15 +91,23 @@ static void reject(struct sim_api *api, struct sim_resp *r, enum sim_reject why,
 
 /*
  * The checks real servers make last: the banned-word list (novicezk only;
- * the others fail the task later) and the account queue. Returns false
- * after writing a refusal.
+ * the others fail the task later) and the account queue: its limits when
+ * the submit starts a task (`starts`), then the injected queue-full fault.
+ * Returns false after writing a refusal.
  */
-static bool admit(struct sim_api *api, const char *prompt, enum sim_fault fault,
-                  int64_t now_ms, struct sim_resp *r)
+static bool admit(struct sim_api *api, struct sim_account *acct,
+                  enum sim_mode mode, bool starts, const char *prompt,
+                  enum sim_fault fault, int64_t now_ms, struct sim_resp *r)
 {
     if (api->opts->dialect == SIM_DIALECT_NOVICEZK &&
         sim_outcome_of(prompt) == SIM_OUTCOME_BANNED) {
         reject(api, r, SIM_REJECT_BANNED, prompt, 0);
+        return false;
+    }
+    if (starts && !sim_account_may_start(acct, mode, now_ms)) {
+        count(api, acct, SIM_CTR_LIMIT_REFUSALS, SIM_ACTR_LIMIT_REFUSALS, 1);
+        reject(api, r, SIM_REJECT_LIMIT, NULL,
+               sim_table_next_id(api->tasks, now_ms));
         return false;
     }
     if (fault == SIM_FAULT_QUEUE_FULL) {
@@ -106,14 +127,18 @@ static int queue_ahead(struct sim_api *api)
     return sim_rng_range(api->rng, 1, 5);
 }
 
-/* Accepts the new task t (stolen): stores it and answers 1/21/22. */
-static void accept_new(struct sim_api *api, enum sim_endpoint ep,
-                       enum sim_mode mode, struct sim_task *t, bool keeps_21,
-                       enum sim_fault fault, int64_t now_ms, struct sim_resp *r)
+/*
+ * Accepts the new task t (stolen) for acct: stores it, starts it unless it
+ * waits in MODAL, and answers 1/21/22.
+ */
+static void accept_new(struct sim_api *api, struct sim_account *acct,
+                       enum sim_endpoint ep, enum sim_mode mode,
+                       struct sim_task *t, bool keeps_21, enum sim_fault fault,
+                       int64_t now_ms, struct sim_resp *r)
 {
     struct sim_accept a;
 
-    if (!admit(api, t->prompt, fault, now_ms, r)) {
+    if (!admit(api, acct, mode, !t->modal, t->prompt, fault, now_ms, r)) {
         sim_task_free(t);
         return;
     }
@@ -125,17 +150,23 @@ static void accept_new(struct sim_api *api, enum sim_endpoint ep,
     t->id = sim_table_next_id(api->tasks, now_ms);
     t->submit_ms = now_ms;
     t->outcome = (uint8_t)sim_outcome_of(t->prompt);
+    t->account = (uint8_t)sim_account_index(acct);
+    t->mode = (uint8_t)mode;
     sim_table_add(api->tasks, t); /* t is the newest: never evicted here */
+    if (!t->modal)
+        sim_account_start(acct, t, mode, sim_task_busy_until(t, &api->timing),
+                          now_ms);
     a.id = t->id;
     a.final_prompt = t->prompt;
     sim_stats_accept(api->stats, ep, mode, t->state);
+    sim_account_add(acct, SIM_ACTR_ACCEPTED, 1);
     sim_reply_accept(r, api->opts->dialect, api->opts->numeric_ids, &a);
 }
 
-static void submit_action(struct sim_api *api, enum sim_mode mode,
-                          const json_t *root, const char *state,
-                          enum sim_fault fault, int64_t now_ms,
-                          struct sim_resp *r)
+static void submit_action(struct sim_api *api, struct sim_account *acct,
+                          enum sim_mode mode, const json_t *root,
+                          const char *state, enum sim_fault fault,
+                          int64_t now_ms, struct sim_resp *r)
 {
     const char *custom_id = get_str(root, "customId");
     struct sim_button_action act;
@@ -155,7 +186,7 @@ static void submit_action(struct sim_api *api, enum sim_mode mode,
         return;
     }
     if (rc == 0)
-        parent = lookup(api, pid);
+        parent = lookup(api, acct, pid);
     if (parent == NULL) {
         reject(api, r, SIM_REJECT_PARENT_MISSING, NULL, 0);
         return;
@@ -176,14 +207,14 @@ static void submit_action(struct sim_api *api, enum sim_mode mode,
     t->parent_id = parent->id;
     t->index = (uint8_t)act.index;
     t->modal = act.kind != SIM_BUTTON_JOB;
-    accept_new(api, SIM_EP_ACTION, mode, t, act.kind == SIM_BUTTON_MODAL, fault,
-               now_ms, r);
+    accept_new(api, acct, SIM_EP_ACTION, mode, t, act.kind == SIM_BUTTON_MODAL,
+               fault, now_ms, r);
 }
 
-static void submit_modal(struct sim_api *api, enum sim_mode mode,
-                         const json_t *root, const char *state,
-                         enum sim_fault fault, int64_t now_ms,
-                         struct sim_resp *r)
+static void submit_modal(struct sim_api *api, struct sim_account *acct,
+                         enum sim_mode mode, const json_t *root,
+                         const char *state, enum sim_fault fault,
+                         int64_t now_ms, struct sim_resp *r)
 {
     const char *prompt = get_str(root, "prompt");
     struct sim_task *t = NULL;
@@ -197,7 +228,7 @@ static void submit_modal(struct sim_api *api, enum sim_mode mode,
         return;
     }
     if (rc == 0)
-        t = lookup(api, id);
+        t = lookup(api, acct, id);
     if (t == NULL) {
         reject(api, r, SIM_REJECT_MODAL_MISSING, NULL, 0);
         return;
@@ -209,7 +240,7 @@ static void submit_modal(struct sim_api *api, enum sim_mode mode,
     }
     if (prompt == NULL || is_blank(prompt))
         prompt = t->prompt; /* PLUS/TAI fall back to the prefilled one */
-    if (!admit(api, prompt, fault, now_ms, r))
+    if (!admit(api, acct, mode, true, prompt, fault, now_ms, r))
         return;
     if (prompt != t->prompt)
         sim_task_set_prompt(t, prompt);
@@ -221,10 +252,13 @@ static void submit_modal(struct sim_api *api, enum sim_mode mode,
     t->modal = false;
     t->submit_ms = now_ms;
     t->outcome = (uint8_t)sim_outcome_of(t->prompt);
+    sim_account_start(acct, t, mode, sim_task_busy_until(t, &api->timing),
+                      now_ms);
     memset(&a, 0, sizeof(a));
     a.id = t->id;
     a.queue_ahead = queue_ahead(api);
     sim_stats_accept(api->stats, SIM_EP_MODAL, mode, state);
+    sim_account_add(acct, SIM_ACTR_ACCEPTED, 1);
     sim_reply_accept(r, api->opts->dialect, api->opts->numeric_ids, &a);
 }
 
@@ -246,9 +280,10 @@ static bool images_ok(const struct sim_api *api, const json_t *arr)
     return true;
 }
 
-void sim_api_submit(struct sim_api *api, enum sim_endpoint ep,
-                    enum sim_mode mode, const char *body, size_t len,
-                    enum sim_fault fault, int64_t now_ms, struct sim_resp *r)
+void sim_api_submit(struct sim_api *api, struct sim_account *acct,
+                    enum sim_endpoint ep, enum sim_mode mode, const char *body,
+                    size_t len, enum sim_fault fault, int64_t now_ms,
+                    struct sim_resp *r)
 {
     json_t *root;
     json_error_t jerr;
@@ -257,7 +292,13 @@ void sim_api_submit(struct sim_api *api, enum sim_endpoint ep,
     const json_t *arr;
     struct sim_task *t = NULL;
 
-    sim_stats_add(api->stats, SIM_CTR_SUBMITS, 1);
+    count(api, acct, SIM_CTR_SUBMITS, SIM_ACTR_SUBMITS, 1);
+    if (sim_account_flags(acct)->no_quota) {
+        /* new-api checks the user's quota before it relays anything. */
+        count(api, acct, SIM_CTR_QUOTA_REFUSALS, SIM_ACTR_QUOTA_REFUSALS, 1);
+        reject(api, r, SIM_REJECT_QUOTA, NULL, 0);
+        return;
+    }
     root = json_loadb(body, len, 0, &jerr);
     if (root == NULL || !json_is_object(root)) {
         reject(api, r, SIM_REJECT_BAD_JSON, NULL, 0);
@@ -321,35 +362,37 @@ void sim_api_submit(struct sim_api *api, enum sim_endpoint ep,
         break;
     }
     case SIM_EP_ACTION:
-        submit_action(api, mode, root, state, fault, now_ms, r);
+        submit_action(api, acct, mode, root, state, fault, now_ms, r);
         goto out;
     case SIM_EP_MODAL:
-        submit_modal(api, mode, root, state, fault, now_ms, r);
+        submit_modal(api, acct, mode, root, state, fault, now_ms, r);
         goto out;
     default:
         reject(api, r, SIM_REJECT_BAD_JSON, NULL, 0);
         goto out;
     }
-    accept_new(api, ep, mode, t, false, fault, now_ms, r);
+    accept_new(api, acct, ep, mode, t, false, fault, now_ms, r);
 out:
     json_decref(root);
 }
 
-void sim_api_fetch(struct sim_api *api, const char *id, size_t id_len,
-                   int64_t now_ms, struct sim_resp *r)
+void sim_api_fetch(struct sim_api *api, struct sim_account *acct,
+                   const char *id, size_t id_len, int64_t now_ms,
+                   struct sim_resp *r)
 {
     struct sim_task *t = NULL;
     struct sim_snap snap;
     struct sim_json w;
     uint64_t n;
 
-    sim_stats_add(api->stats, SIM_CTR_FETCHES, 1);
+    count(api, acct, SIM_CTR_FETCHES, SIM_ACTR_FETCHES, 1);
     if (sim_id_parse(id, id_len, &n) == 0)
-        t = lookup(api, n);
+        t = lookup(api, acct, n);
     if (t == NULL) {
         sim_reply_not_found(r, api->opts->dialect);
         return;
     }
+    sim_account_read(acct, t, now_ms);
     sim_task_snap(t, &api->timing, now_ms, &snap);
     r->status = 200;
     r->ctype = "application/json";
@@ -358,7 +401,9 @@ void sim_api_fetch(struct sim_api *api, const char *id, size_t id_len,
 }
 
 /* An id in a list call: a string or a number. */
-static struct sim_task *list_lookup(const struct sim_api *api, const json_t *v)
+static struct sim_task *list_lookup(const struct sim_api *api,
+                                    const struct sim_account *acct,
+                                    const json_t *v)
 {
     uint64_t id;
 
@@ -370,11 +415,12 @@ static struct sim_task *list_lookup(const struct sim_api *api, const json_t *v)
     } else {
         return NULL;
     }
-    return lookup(api, id);
+    return lookup(api, acct, id);
 }
 
-void sim_api_list(struct sim_api *api, const char *body, size_t len,
-                  int64_t now_ms, struct sim_resp *r)
+void sim_api_list(struct sim_api *api, struct sim_account *acct,
+                  const char *body, size_t len, int64_t now_ms,
+                  struct sim_resp *r)
 {
     json_t *root;
     json_error_t jerr;
@@ -382,7 +428,7 @@ void sim_api_list(struct sim_api *api, const char *body, size_t len,
     struct sim_json w;
     size_t n;
 
-    sim_stats_add(api->stats, SIM_CTR_BATCH_FETCHES, 1);
+    count(api, acct, SIM_CTR_BATCH_FETCHES, SIM_ACTR_BATCH_FETCHES, 1);
     root = json_loadb(body, len, 0, &jerr);
     if (root == NULL || !json_is_object(root)) {
         json_decref(root);
@@ -391,7 +437,7 @@ void sim_api_list(struct sim_api *api, const char *body, size_t len,
     }
     ids = json_object_get(root, "ids");
     n = json_is_array(ids) ? json_array_size(ids) : 0;
-    sim_stats_add(api->stats, SIM_CTR_BATCH_IDS, n);
+    count(api, acct, SIM_CTR_BATCH_IDS, SIM_ACTR_BATCH_IDS, n);
     if (++api->list_epoch == 0)
         api->list_epoch = 1;
     r->status = 200;
@@ -400,12 +446,13 @@ void sim_api_list(struct sim_api *api, const char *body, size_t len,
     sim_json_arr_open(&w);
     /* Reverse order on purpose: clients must match by id (mj-api.md §2). */
     for (size_t i = n; i-- > 0;) {
-        struct sim_task *t = list_lookup(api, json_array_get(ids, i));
+        struct sim_task *t = list_lookup(api, acct, json_array_get(ids, i));
         struct sim_snap snap;
 
         if (t == NULL || t->mark == api->list_epoch)
             continue;
         t->mark = api->list_epoch;
+        sim_account_read(acct, t, now_ms);
         sim_task_snap(t, &api->timing, now_ms, &snap);
         sim_reply_task(&w, api->opts->dialect, t, &snap);
     }
@@ -413,8 +460,9 @@ void sim_api_list(struct sim_api *api, const char *body, size_t len,
     json_decref(root);
 }
 
-void sim_api_cancel(struct sim_api *api, const char *id, size_t id_len,
-                    int64_t now_ms, struct sim_resp *r)
+void sim_api_cancel(struct sim_api *api, struct sim_account *acct,
+                    const char *id, size_t id_len, int64_t now_ms,
+                    struct sim_resp *r)
 {
     struct sim_task *t = NULL;
     struct sim_snap snap;
@@ -422,14 +470,16 @@ void sim_api_cancel(struct sim_api *api, const char *id, size_t id_len,
 
     sim_stats_add(api->stats, SIM_CTR_CANCELS, 1);
     if (sim_id_parse(id, id_len, &n) == 0)
-        t = lookup(api, n);
+        t = lookup(api, acct, n);
     if (t == NULL) {
         sim_reply_not_found(r, api->opts->dialect);
         return;
     }
     sim_task_snap(t, &api->timing, now_ms, &snap);
-    if (!sim_status_terminal(snap.status) && t->cancel_ms == 0)
+    if (!sim_status_terminal(snap.status) && t->cancel_ms == 0) {
         t->cancel_ms = now_ms > 0 ? now_ms : 1;
+        sim_account_stop(acct, t); /* CANCEL from now on */
+    }
     r->status = 200;
     r->ctype = NULL;
 }

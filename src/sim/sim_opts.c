@@ -29,6 +29,10 @@ enum opt_id {
     OPT_NUMERIC_IDS,
     OPT_VERBOSE,
     OPT_MAX_TASKS,
+    OPT_ACCOUNT,
+    OPT_ACCOUNT_LIMIT,
+    OPT_MODE_LIMIT,
+    OPT_NO_BATCH,
     OPT_HELP,
 };
 
@@ -60,6 +64,10 @@ static const struct opt_desc opt_table[] = {
     {OPT_NUMERIC_IDS, "numeric-ids", "MJQ_SIM_NUMERIC_IDS", false},
     {OPT_VERBOSE, "verbose", "MJQ_SIM_VERBOSE", false},
     {OPT_MAX_TASKS, "max-tasks", "MJQ_SIM_MAX_TASKS", true},
+    {OPT_ACCOUNT, "account", "MJQ_SIM_ACCOUNTS", true},
+    {OPT_ACCOUNT_LIMIT, "account-limit", "MJQ_SIM_ACCOUNT_LIMIT", true},
+    {OPT_MODE_LIMIT, "mode-limit", "MJQ_SIM_MODE_LIMITS", true},
+    {OPT_NO_BATCH, "no-batch", "MJQ_SIM_NO_BATCH", false},
     {OPT_HELP, "help", NULL, false},
 };
 
@@ -74,9 +82,27 @@ static const char usage_text[] =
     "\n"
     "  --listen HOST:PORT     MJQ_SIM_LISTEN (127.0.0.1:8080; port 0 = any)\n"
     "  --port-file FILE       MJQ_SIM_PORT_FILE: write the bound port there\n"
-    "  --key KEY              MJQ_SIM_KEY: require 'Authorization: Bearer "
-    "KEY'\n"
-    "                         or 'mj-api-secret: KEY' (default: no auth)\n"
+    "  --key KEY              MJQ_SIM_KEY: one account named 'default' with\n"
+    "                         this key (default: no key, no auth)\n"
+    "  --account NAME=KEY     MJQ_SIM_ACCOUNTS (NAME=KEY,NAME=KEY...): one\n"
+    "                         more account; repeatable (flags replace the\n"
+    "                         variable's list). NAME: 1-64 of A-Za-z0-9_.-\n"
+    "                         With any key, a request must send\n"
+    "                         'Authorization: Bearer KEY' or\n"
+    "                         'mj-api-secret: KEY'; the key picks the "
+    "account,\n"
+    "                         which owns the tasks it creates. Without keys\n"
+    "                         everything belongs to account 'default'.\n"
+    "  --account-limit N      MJQ_SIM_ACCOUNT_LIMIT: at most N unfinished\n"
+    "                         tasks (NOT_START/SUBMITTED/IN_PROGRESS, not\n"
+    "                         MODAL) per account; a submit beyond is\n"
+    "                         refused: novicezk code 23, trueai code 9,\n"
+    "                         newapi HTTP 429 code 30 (0 = no limit)\n"
+    "  --mode-limit MODE=N    MJQ_SIM_MODE_LIMITS (MODE=N,...): the same per\n"
+    "                         account and mode (default|fast|relax|turbo,\n"
+    "                         the path prefix); repeatable\n"
+    "  --no-batch             MJQ_SIM_NO_BATCH=1: list-by-condition and\n"
+    "                         list-by-ids answer 404 (a server without them)\n"
     "  --dialect NAME         MJQ_SIM_DIALECT: novicezk|trueai|newapi "
     "(trueai)\n"
     "  --duration-ms N        MJQ_SIM_DURATION_MS: submit to SUCCESS (3000)\n"
@@ -94,7 +120,31 @@ static const char usage_text[] =
     "  --max-tasks N          MJQ_SIM_MAX_TASKS: keep at most N tasks,\n"
     "                         evicting the oldest (1000000)\n"
     "  --verbose              MJQ_SIM_VERBOSE=1: log every request (debug)\n"
-    "  --help                 this text\n";
+    "  --help                 this text\n"
+    "\n"
+    "Test endpoints (no key needed):\n"
+    "  GET  /healthz              'ok'\n"
+    "  GET  /sim/stats            counters; per account, under 'accounts':\n"
+    "                             revoked quota down submits accepted\n"
+    "                             fetches batch_fetches batch_ids\n"
+    "                             batch_not_found limit_refusals\n"
+    "                             auth_refusals quota_refusals\n"
+    "                             down_refusals in_flight in_flight_by_mode\n"
+    "                             in_flight_max in_flight_max_by_mode\n"
+    "                             min_read_gap_ms (smallest gap between two\n"
+    "                             reads of one task: a fetch, or being in a\n"
+    "                             list-by-condition answer; null until then)\n"
+    "  POST /sim/reset            zero the counters (in_flight_max restarts\n"
+    "                             from in_flight); accounts and their flags\n"
+    "                             stay; {\"tasks\":true} also drops all tasks\n"
+    "  GET  /sim/accounts         every account: flags and counters, no keys\n"
+    "  POST /sim/accounts/NAME    {\"revoked\":B,\"quota\":B,\"down\":B}, "
+    "each\n"
+    "                             optional and sticky: revoked = its key is\n"
+    "                             refused as invalid; quota false = submits\n"
+    "                             refused quota_not_enough; down = every\n"
+    "                             request of the account answers HTTP 500\n"
+    "See docs/upstreams.md for the wire shapes.\n";
 
 static int fail(struct sim_opts_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -190,15 +240,158 @@ static int parse_listen(struct sim_opts *o, const char *s)
     return 0;
 }
 
+bool sim_account_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > SIM_ACCOUNT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A key travels in an HTTP header: printable ASCII, no space. */
+static bool key_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > SIM_ACCOUNT_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    }
+    return true;
+}
+
+static void accounts_clear(struct sim_opts *o)
+{
+    for (size_t i = 0; i < o->naccounts; i++) {
+        free(o->accounts[i].name);
+        free(o->accounts[i].key);
+    }
+    free(o->accounts);
+    o->accounts = NULL;
+    o->naccounts = 0;
+}
+
+/*
+ * One "NAME=KEY" (the len bytes at s). Error texts never quote the entry:
+ * a misplaced '=' would put part of the key where the name goes.
+ */
+static int add_account(struct sim_opts *o, const char *s, size_t len,
+                       const char *src, struct sim_opts_error *err)
+{
+    const char *eq = memchr(s, '=', len);
+    size_t nlen;
+    struct sim_account_opt *a;
+
+    if (eq == NULL)
+        return fail(err, "%s: expected NAME=KEY", src);
+    nlen = (size_t)(eq - s);
+    if (!sim_account_name_ok(s, nlen))
+        return fail(err,
+                    "%s: an account name is 1-%d characters of A-Z a-z 0-9 "
+                    "_ . -",
+                    src, SIM_ACCOUNT_NAME_MAX);
+    if (!key_ok(eq + 1, len - nlen - 1))
+        return fail(err,
+                    "%s: a key is 1-%d printable ASCII characters without "
+                    "spaces",
+                    src, SIM_ACCOUNT_KEY_MAX);
+    if (o->naccounts >= SIM_MAX_ACCOUNTS)
+        return fail(err, "%s: more than %d accounts", src, SIM_MAX_ACCOUNTS);
+    o->accounts =
+        xrealloc(o->accounts, (o->naccounts + 1) * sizeof(*o->accounts));
+    a = &o->accounts[o->naccounts++];
+    a->name = xstrndup(s, nlen);
+    a->key = xstrndup(eq + 1, len - nlen - 1);
+    return 0;
+}
+
+static int parse_mode(const char *s, size_t len, enum sim_mode *out)
+{
+    for (int m = 0; m < SIM_MODE_COUNT; m++) {
+        const char *name = sim_mode_name((enum sim_mode)m);
+
+        if (strlen(name) == len && memcmp(name, s, len) == 0) {
+            *out = (enum sim_mode)m;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* One "MODE=N" (the len bytes at s). */
+static int set_mode_limit(struct sim_opts *o, const char *s, size_t len,
+                          const char *src, struct sim_opts_error *err)
+{
+    const char *eq = memchr(s, '=', len);
+    enum sim_mode m;
+    char num[24];
+    size_t vlen;
+    int64_t n;
+
+    if (eq == NULL || parse_mode(s, (size_t)(eq - s), &m) != 0)
+        return fail(err,
+                    "%s: expected MODE=N with MODE default, fast, relax or "
+                    "turbo, got '%.*s'",
+                    src, (int)len, s);
+    vlen = len - (size_t)(eq - s) - 1;
+    if (vlen < sizeof(num)) {
+        memcpy(num, eq + 1, vlen);
+        num[vlen] = '\0';
+    }
+    if (vlen >= sizeof(num) || parse_i64(num, 0, 1000000000, &n) != 0)
+        return fail(err, "%s: expected a count >= 0 after '=', got '%.*s'", src,
+                    (int)len, s);
+    o->mode_limit[m] = n;
+    return 0;
+}
+
+/*
+ * Applies `each` to every comma-separated entry of v (spaces around an
+ * entry ignored, empty entries skipped): the environment's list form.
+ */
+static int each_entry(struct sim_opts *o, const char *v, const char *src,
+                      struct sim_opts_error *err,
+                      int (*each)(struct sim_opts *, const char *, size_t,
+                                  const char *, struct sim_opts_error *))
+{
+    const char *p = v;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        const char *next;
+
+        if (end == NULL)
+            end = p + strlen(p);
+        next = *end == ',' ? end + 1 : end;
+        while (p < end && *p == ' ')
+            p++;
+        while (end > p && end[-1] == ' ')
+            end--;
+        if (end > p && each(o, p, (size_t)(end - p), src, err) != 0)
+            return -1;
+        p = next;
+    }
+    return 0;
+}
+
 static void set_string(char **slot, const char *v)
 {
     free(*slot);
     *slot = xstrdup(v);
 }
 
-/* Applies one option value; `src` names it for error messages. */
+/*
+ * Applies one option value; `src` names it for error messages. Values
+ * from the environment (from_env) may be lists where a flag is one item.
+ */
 static int apply(struct sim_opts *o, enum opt_id id, const char *v,
-                 const char *src, struct sim_opts_error *err)
+                 const char *src, bool from_env, struct sim_opts_error *err)
 {
     int64_t n;
     bool b;
@@ -290,6 +483,31 @@ static int apply(struct sim_opts *o, enum opt_id id, const char *v,
         else
             o->verbose = b;
         return 0;
+    case OPT_ACCOUNT:
+        if (from_env) {
+            accounts_clear(o);
+            o->accounts_from_env = true;
+            return each_entry(o, v, src, err, add_account);
+        }
+        if (o->accounts_from_env) {
+            accounts_clear(o); /* flags replace the variable's list */
+            o->accounts_from_env = false;
+        }
+        return add_account(o, v, strlen(v), src, err);
+    case OPT_ACCOUNT_LIMIT:
+        if (parse_i64(v, 0, 1000000000, &n) != 0)
+            return fail(err, "%s: expected a count >= 0, got '%s'", src, v);
+        o->account_limit = n;
+        return 0;
+    case OPT_MODE_LIMIT:
+        if (from_env)
+            return each_entry(o, v, src, err, set_mode_limit);
+        return set_mode_limit(o, v, strlen(v), src, err);
+    case OPT_NO_BATCH:
+        if (parse_bool(v, &b) != 0)
+            return fail(err, "%s: expected 0 or 1, got '%s'", src, v);
+        o->no_batch = b;
+        return 0;
     case OPT_HELP:
         break;
     }
@@ -309,6 +527,44 @@ static void set_defaults(struct sim_opts *o)
     o->max_tasks = 1000000;
 }
 
+/*
+ * Names and keys must be unique, --key's account ('default') included:
+ * a key selects exactly one account. Neither is quoted in the error.
+ */
+static int check_accounts(const struct sim_opts *o, struct sim_opts_error *err)
+{
+    size_t total = o->naccounts + (o->key != NULL ? 1 : 0);
+
+    if (total > SIM_MAX_ACCOUNTS)
+        return fail(err, "more than %d accounts (--key counts as one)",
+                    SIM_MAX_ACCOUNTS);
+    for (size_t i = 0; i < o->naccounts; i++) {
+        const struct sim_account_opt *a = &o->accounts[i];
+
+        if (o->key != NULL && strcmp(a->name, "default") == 0)
+            return fail(err, "--account: the name 'default' belongs to --key "
+                             "(MJQ_SIM_KEY)");
+        if (o->key != NULL && strcmp(a->key, o->key) == 0)
+            return fail(err,
+                        "--account: two accounts have the same key "
+                        "(--key and account %zu)",
+                        i + 1);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(a->name, o->accounts[j].name) == 0)
+                return fail(err,
+                            "--account: accounts %zu and %zu have the same "
+                            "name",
+                            j + 1, i + 1);
+            if (strcmp(a->key, o->accounts[j].key) == 0)
+                return fail(err,
+                            "--account: accounts %zu and %zu have the same "
+                            "key",
+                            j + 1, i + 1);
+        }
+    }
+    return 0;
+}
+
 int sim_opts_parse(struct sim_opts *opts, int argc, char **argv, FILE *help,
                    struct sim_opts_error *err)
 {
@@ -326,7 +582,7 @@ int sim_opts_parse(struct sim_opts *opts, int argc, char **argv, FILE *help,
         v = getenv(opt_table[i].env);
         if (v == NULL)
             continue;
-        if (apply(opts, opt_table[i].id, v, opt_table[i].env, err) != 0)
+        if (apply(opts, opt_table[i].id, v, opt_table[i].env, true, err) != 0)
             return -1;
     }
 
@@ -356,12 +612,13 @@ int sim_opts_parse(struct sim_opts *opts, int argc, char **argv, FILE *help,
                         argv[optind - 1]);
         }
         snprintf(src, sizeof(src), "--%s", opt_table[c - OPT_LISTEN].flag);
-        if (apply(opts, (enum opt_id)c, optarg ? optarg : "1", src, err) != 0)
+        if (apply(opts, (enum opt_id)c, optarg ? optarg : "1", src, false,
+                  err) != 0)
             return -1;
     }
     if (optind < argc)
         return fail(err, "unexpected argument '%s'", argv[optind]);
-    return 0;
+    return check_accounts(opts, err);
 }
 
 void sim_opts_free(struct sim_opts *opts)
@@ -372,6 +629,7 @@ void sim_opts_free(struct sim_opts *opts)
     free(opts->listen_port);
     free(opts->port_file);
     free(opts->key);
+    accounts_clear(opts);
     opts->listen_host = NULL;
     opts->listen_port = NULL;
     opts->port_file = NULL;
@@ -389,6 +647,14 @@ const char *sim_dialect_name(enum sim_dialect d)
         return "newapi";
     }
     return "?";
+}
+
+const char *sim_mode_name(enum sim_mode m)
+{
+    static const char *const names[SIM_MODE_COUNT] = {"default", "fast",
+                                                      "relax", "turbo"};
+
+    return (unsigned)m < SIM_MODE_COUNT ? names[m] : "?";
 }
 
 const char *sim_fault_name(enum sim_fault f)

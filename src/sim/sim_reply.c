@@ -339,6 +339,12 @@ static const struct reject_text reject_texts[] = {
     [SIM_REJECT_QUEUE_FULL] = {23, "队列已满，请稍后尝试",
                                "提交失败，队列已满，请稍后重试",
                                "队列已满，请稍后尝试", false},
+    /* new-api answers its channel limit itself: see sim_reply_reject. */
+    [SIM_REJECT_LIMIT] = {23, "队列已满，请稍后尝试",
+                          "提交失败，队列已满，请稍后重试", NULL, false},
+    /* new-api's own check; the others have none, so they get its text. */
+    [SIM_REJECT_QUOTA] = {4, "quota_not_enough", "quota_not_enough",
+                          "quota_not_enough", false},
 };
 
 /* new-api's own relay error: HTTP 400 {"description","type","code"}. */
@@ -370,7 +376,13 @@ void sim_reply_reject(struct sim_resp *r, enum sim_dialect d, bool numeric_ids,
     int code = rt->code;
     const char *desc = d == SIM_DIALECT_NOVICEZK ? rt->nzk : rt->tai;
 
-    if (why == SIM_REJECT_QUEUE_FULL && d == SIM_DIALECT_TRUEAI) {
+    if (why == SIM_REJECT_LIMIT && d == SIM_DIALECT_NEWAPI) {
+        /* The channel limit: HTTP 429 code 30, as the injected 429. */
+        sim_reply_fault(r, d, SIM_FAULT_429, true, false);
+        return;
+    }
+    if ((why == SIM_REJECT_QUEUE_FULL || why == SIM_REJECT_LIMIT) &&
+        d == SIM_DIALECT_TRUEAI) {
         code = 9; /* TAI reports queue full as a generic failure */
         result = 0;
     }
@@ -395,7 +407,8 @@ void sim_reply_reject(struct sim_resp *r, enum sim_dialect d, bool numeric_ids,
         sim_json_str(&w, prompt != NULL ? prompt : "");
         sim_json_key(&w, "bannedWord");
         sim_json_str(&w, "banned");
-    } else if (why == SIM_REJECT_QUEUE_FULL && d != SIM_DIALECT_TRUEAI) {
+    } else if ((why == SIM_REJECT_QUEUE_FULL || why == SIM_REJECT_LIMIT) &&
+               d != SIM_DIALECT_TRUEAI) {
         sim_json_key(&w, "discordInstanceId");
         sim_json_str(&w, DISCORD_INSTANCE);
     }

@@ -40,6 +40,8 @@ enum sim_reject {
     SIM_REJECT_NOT_MODAL,       /* modal target not in MODAL */
     SIM_REJECT_BANNED,          /* novicezk: code 24 banned word */
     SIM_REJECT_QUEUE_FULL,      /* injected queue full (23 / 9) */
+    SIM_REJECT_LIMIT,           /* account limit: 23 / 9 / new-api 429 */
+    SIM_REJECT_QUOTA,           /* account out of quota: quota_not_enough */
 };
 
 /* An accepted submit. */

@@ -6,17 +6,17 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <jansson.h>
 
 #include "clock.h"
 #include "log.h"
+#include "sim_account.h"
+#include "sim_admin.h"
 #include "sim_api.h"
 #include "sim_fault.h"
 #include "sim_json.h"
@@ -25,7 +25,6 @@
 #include "sim_task.h"
 #include "xmalloc.h"
 
-#define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
 
 #define MAX_BODY    (64 * 1024 * 1024) /* blends carry up to 5 images */
@@ -35,13 +34,15 @@
 
 enum route_kind {
     ROUTE_NONE,
-    ROUTE_HEALTH, /* GET /healthz */
-    ROUTE_STATS,  /* GET /sim/stats */
-    ROUTE_RESET,  /* POST /sim/reset */
-    ROUTE_SUBMIT, /* POST [/mj-xxx]/mj/submit/<ep> */
-    ROUTE_FETCH,  /* GET [/mj-xxx]/mj/task/<id>/fetch */
-    ROUTE_CANCEL, /* POST [/mj-xxx]/mj/task/<id>/cancel */
-    ROUTE_LIST,   /* POST [/mj-xxx]/mj/task/list-by-condition|list-by-ids */
+    ROUTE_HEALTH,   /* GET /healthz */
+    ROUTE_STATS,    /* GET /sim/stats */
+    ROUTE_RESET,    /* POST /sim/reset */
+    ROUTE_ACCOUNTS, /* GET /sim/accounts */
+    ROUTE_ACCOUNT,  /* POST /sim/accounts/<name> */
+    ROUTE_SUBMIT,   /* POST [/mj-xxx]/mj/submit/<ep> */
+    ROUTE_FETCH,    /* GET [/mj-xxx]/mj/task/<id>/fetch */
+    ROUTE_CANCEL,   /* POST [/mj-xxx]/mj/task/<id>/cancel */
+    ROUTE_LIST,     /* POST [/mj-xxx]/mj/task/list-by-condition|list-by-ids */
 };
 
 struct route {
@@ -49,7 +50,7 @@ struct route {
     enum evhttp_cmd_type method; /* the one the route accepts */
     enum sim_mode mode;
     enum sim_endpoint ep; /* ROUTE_SUBMIT */
-    const char *id;       /* into the request URI, which outlives us */
+    const char *id;       /* task id or account name, into the request URI */
     size_t id_len;
 };
 
@@ -59,6 +60,7 @@ struct pending {
     struct evhttp_request *req; /* kept alive by evhttp until we reply */
     struct event *timer;
     struct route rt;
+    struct sim_account *acct; /* borrowed from the registry */
     struct pending *prev;
     struct pending *next;
 };
@@ -68,12 +70,13 @@ struct sim_server {
     const struct sim_opts *opts; /* borrowed */
     struct evhttp *http;
     struct sim_table *tasks;
+    struct sim_accounts *accounts;
     struct sim_stats *stats;
     struct sim_rng rng;
     struct sim_api api;
+    struct sim_admin admin;
     struct sim_buf scratch;  /* reply body, reused by every request */
     struct pending *pending; /* slow replies in flight */
-    char *bearer;            /* "Bearer <key>": a secret, never logged */
 };
 
 static bool eat(const char **p, const char *end, const char *lit)
@@ -113,6 +116,17 @@ static void parse_route(const char *uri, struct route *rt)
     if (rest_is(p, end, "/sim/reset")) {
         rt->kind = ROUTE_RESET;
         rt->method = EVHTTP_REQ_POST;
+        return;
+    }
+    if (rest_is(p, end, "/sim/accounts")) {
+        rt->kind = ROUTE_ACCOUNTS;
+        return;
+    }
+    if (eat(&p, end, "/sim/accounts/")) {
+        rt->kind = ROUTE_ACCOUNT;
+        rt->method = EVHTTP_REQ_POST;
+        rt->id = p;
+        rt->id_len = (size_t)(end - p);
         return;
     }
     if (eat(&p, end, "/mj-fast/"))
@@ -218,32 +232,33 @@ static void resp_text(struct sim_resp *r, int status, const char *text)
     sim_buf_adds(r->body, text);
 }
 
-/* Length-independent timing is not a goal here, but cheap to have. */
-static bool secret_eq(const char *given, const char *want)
+/*
+ * The account whose key the request carries, as 'Authorization: Bearer
+ * KEY' or 'mj-api-secret: KEY'; NULL when it carries none of the keys.
+ * With auth off, always the default account.
+ */
+static struct sim_account *identify(const struct sim_server *srv,
+                                    struct evhttp_request *req)
 {
-    size_t n = strlen(want);
-    unsigned char diff = 0;
-
-    if (strlen(given) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(given[i] ^ want[i]);
-    return diff == 0;
-}
-
-static bool authorized(const struct sim_server *srv, struct evhttp_request *req)
-{
+    static const char bearer[] = "Bearer ";
+    struct sim_account *a = NULL;
     struct evkeyvalq *h;
     const char *v;
 
-    if (srv->opts->key == NULL)
-        return true;
+    if (!sim_accounts_auth(srv->accounts))
+        return sim_accounts_at(srv->accounts, 0);
     h = evhttp_request_get_input_headers(req);
     v = evhttp_find_header(h, "Authorization");
-    if (v != NULL && secret_eq(v, srv->bearer))
-        return true;
-    v = evhttp_find_header(h, "mj-api-secret");
-    return v != NULL && secret_eq(v, srv->opts->key);
+    if (v != NULL && strncmp(v, bearer, sizeof(bearer) - 1) == 0) {
+        v += sizeof(bearer) - 1;
+        a = sim_accounts_by_key(srv->accounts, v, strlen(v));
+    }
+    if (a == NULL) {
+        v = evhttp_find_header(h, "mj-api-secret");
+        if (v != NULL)
+            a = sim_accounts_by_key(srv->accounts, v, strlen(v));
+    }
+    return a;
 }
 
 /* The request body as one contiguous block. */
@@ -259,10 +274,10 @@ static const char *request_body(struct evhttp_request *req, size_t *len)
     return data != NULL ? data : "";
 }
 
-/* Runs an MJ route through sim_api. */
+/* Runs an MJ route through sim_api for account acct. */
 static void dispatch(struct sim_server *srv, struct evhttp_request *req,
-                     const struct route *rt, enum sim_fault fault,
-                     struct sim_resp *r)
+                     const struct route *rt, struct sim_account *acct,
+                     enum sim_fault fault, struct sim_resp *r)
 {
     int64_t now = clock_wall_ms();
     const char *body;
@@ -271,17 +286,18 @@ static void dispatch(struct sim_server *srv, struct evhttp_request *req,
     switch (rt->kind) {
     case ROUTE_SUBMIT:
         body = request_body(req, &len);
-        sim_api_submit(&srv->api, rt->ep, rt->mode, body, len, fault, now, r);
+        sim_api_submit(&srv->api, acct, rt->ep, rt->mode, body, len, fault, now,
+                       r);
         return;
     case ROUTE_FETCH:
-        sim_api_fetch(&srv->api, rt->id, rt->id_len, now, r);
+        sim_api_fetch(&srv->api, acct, rt->id, rt->id_len, now, r);
         return;
     case ROUTE_CANCEL:
-        sim_api_cancel(&srv->api, rt->id, rt->id_len, now, r);
+        sim_api_cancel(&srv->api, acct, rt->id, rt->id_len, now, r);
         return;
     case ROUTE_LIST:
         body = request_body(req, &len);
-        sim_api_list(&srv->api, body, len, now, r);
+        sim_api_list(&srv->api, acct, body, len, now, r);
         return;
     default:
         resp_text(r, 404, "Not Found");
@@ -301,7 +317,7 @@ static void pending_unlink(struct sim_server *srv, struct pending *p)
 
 /* The delayed answer: 503 for a submit, the real answer otherwise. */
 static void answer_slow(struct sim_server *srv, struct evhttp_request *req,
-                        const struct route *rt)
+                        const struct route *rt, struct sim_account *acct)
 {
     struct sim_resp r;
 
@@ -309,7 +325,7 @@ static void answer_slow(struct sim_server *srv, struct evhttp_request *req,
     if (rt->kind == ROUTE_SUBMIT)
         sim_reply_fault(&r, srv->opts->dialect, SIM_FAULT_SLOW, true, false);
     else
-        dispatch(srv, req, rt, SIM_FAULT_NONE, &r);
+        dispatch(srv, req, rt, acct, SIM_FAULT_NONE, &r);
     respond(srv, req, &r);
 }
 
@@ -317,7 +333,7 @@ static void pending_finish(struct pending *p)
 {
     pending_unlink(p->srv, p);
     event_free(p->timer); /* safe from its own callback: not persistent */
-    answer_slow(p->srv, p->req, &p->rt);
+    answer_slow(p->srv, p->req, &p->rt, p->acct);
     free(p);
 }
 
@@ -333,7 +349,7 @@ static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
  * reply; evhttp_send_reply() then just frees it.
  */
 static void defer(struct sim_server *srv, struct evhttp_request *req,
-                  const struct route *rt)
+                  const struct route *rt, struct sim_account *acct)
 {
     struct pending *p;
     struct event *timer;
@@ -344,12 +360,13 @@ static void defer(struct sim_server *srv, struct evhttp_request *req,
     if (timer == NULL) {
         log_error("slow reply: cannot create a timer; answering now");
         free(p);
-        answer_slow(srv, req, rt);
+        answer_slow(srv, req, rt, acct);
         return;
     }
     p->srv = srv;
     p->req = req;
     p->rt = *rt;
+    p->acct = acct;
     p->timer = timer;
     p->next = srv->pending;
     if (srv->pending != NULL)
@@ -363,73 +380,33 @@ static void defer(struct sim_server *srv, struct evhttp_request *req,
     }
 }
 
-static void handle_reset(struct sim_server *srv, struct evhttp_request *req,
-                         struct sim_resp *r)
-{
-    const char *uri = evhttp_request_get_uri(req);
-    const char *q = strchr(uri, '?');
-    bool drop = false;
-    size_t len;
-    const char *body = request_body(req, &len);
-    size_t dropped = 0;
-    struct sim_json w;
-
-    if (q != NULL) {
-        struct evkeyvalq args;
-        const char *v;
-
-        TAILQ_INIT(&args);
-        if (evhttp_parse_query_str(q + 1, &args) == 0) {
-            v = evhttp_find_header(&args, "tasks");
-            drop = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-        }
-        evhttp_clear_headers(&args);
-    }
-    if (len > 0) {
-        json_error_t jerr;
-        json_t *root = json_loadb(body, len, 0, &jerr);
-
-        if (json_is_true(json_object_get(root, "tasks")))
-            drop = true;
-        json_decref(root);
-    }
-    if (drop)
-        dropped = sim_table_clear(srv->tasks);
-    sim_stats_reset(srv->stats);
-    log_info("reset: counters zeroed, %zu tasks dropped", dropped);
-    r->status = 200;
-    r->ctype = CT_JSON;
-    sim_json_begin(&w, r->body);
-    sim_json_obj_open(&w);
-    sim_json_key(&w, "reset");
-    sim_json_bool(&w, true);
-    sim_json_key(&w, "tasks_dropped");
-    sim_json_int(&w, (int64_t)dropped);
-    sim_json_obj_close(&w);
-}
-
+/* The test-control endpoints (sim_admin) and /healthz. */
 static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
                          const struct route *rt, struct sim_resp *r)
 {
-    char *json;
+    int64_t now = clock_wall_ms();
+    const char *query = strchr(evhttp_request_get_uri(req), '?');
+    const char *body;
+    size_t len;
 
     switch (rt->kind) {
     case ROUTE_HEALTH:
         resp_text(r, 200, "ok");
         return;
     case ROUTE_STATS:
-        json = sim_stats_json(srv->stats, sim_table_count(srv->tasks));
-        if (json == NULL) {
-            resp_text(r, 500, "stats: out of memory");
-            return;
-        }
-        r->status = 200;
-        r->ctype = CT_JSON;
-        sim_buf_adds(r->body, json);
-        free(json);
+        sim_admin_stats(&srv->admin, now, r);
         return;
     case ROUTE_RESET:
-        handle_reset(srv, req, r);
+        body = request_body(req, &len);
+        sim_admin_reset(&srv->admin, query != NULL ? query + 1 : NULL, body,
+                        len, now, r);
+        return;
+    case ROUTE_ACCOUNTS:
+        sim_admin_accounts(&srv->admin, now, r);
+        return;
+    case ROUTE_ACCOUNT:
+        body = request_body(req, &len);
+        sim_admin_account(&srv->admin, rt->id, rt->id_len, body, len, now, r);
         return;
     default:
         resp_text(r, 404, "Not Found");
@@ -437,24 +414,49 @@ static void handle_admin(struct sim_server *srv, struct evhttp_request *req,
     }
 }
 
-/* Counts a request that a fault answers before sim_api sees it. */
-static void count_faulted(struct sim_server *srv, const struct route *rt)
+/*
+ * Counts an MJ request that is answered before sim_api sees it (a fault,
+ * a down account), overall and for its account.
+ */
+static void count_unserved(struct sim_server *srv, struct sim_account *acct,
+                           const struct route *rt)
 {
-    if (rt->kind == ROUTE_SUBMIT)
-        sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
-    else if (rt->kind == ROUTE_FETCH)
-        sim_stats_add(srv->stats, SIM_CTR_FETCHES, 1);
-    else if (rt->kind == ROUTE_LIST)
-        sim_stats_add(srv->stats, SIM_CTR_BATCH_FETCHES, 1);
+    enum sim_counter c;
+    enum sim_acct_counter ac;
+
+    if (rt->kind == ROUTE_SUBMIT) {
+        c = SIM_CTR_SUBMITS;
+        ac = SIM_ACTR_SUBMITS;
+    } else if (rt->kind == ROUTE_FETCH) {
+        c = SIM_CTR_FETCHES;
+        ac = SIM_ACTR_FETCHES;
+    } else if (rt->kind == ROUTE_LIST) {
+        c = SIM_CTR_BATCH_FETCHES;
+        ac = SIM_ACTR_BATCH_FETCHES;
+    } else {
+        return;
+    }
+    sim_stats_add(srv->stats, c, 1);
+    sim_account_add(acct, ac, 1);
+}
+
+static bool is_admin(enum route_kind k)
+{
+    return k == ROUTE_HEALTH || k == ROUTE_STATS || k == ROUTE_RESET ||
+           k == ROUTE_ACCOUNTS || k == ROUTE_ACCOUNT;
 }
 
 /*
  * evhttp callback for every request (loop context). It answers at once,
  * except for the slow fault, which hands req to a timer (see defer()).
+ * Order: route, method, admin endpoints, --no-batch, key (and revoked),
+ * down, drawn faults, then sim_api.
  */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sim_server *srv = arg;
+    enum sim_dialect d = srv->opts->dialect;
+    struct sim_account *acct;
     struct route rt;
     struct sim_resp r;
     enum sim_fault fault = SIM_FAULT_NONE;
@@ -469,14 +471,32 @@ static void on_request(struct evhttp_request *req, void *arg)
         resp_text(&r, 405, "Method Not Allowed");
         goto send;
     }
-    if (rt.kind == ROUTE_HEALTH || rt.kind == ROUTE_STATS ||
-        rt.kind == ROUTE_RESET) {
+    if (is_admin(rt.kind)) {
         handle_admin(srv, req, &rt, &r);
         goto send;
     }
-    if (!authorized(srv, req)) {
+    acct = identify(srv, req);
+    if (rt.kind == ROUTE_LIST && srv->opts->no_batch) {
+        /* A server without the route: 404 before any auth, like any
+         * unknown path; counted so tests can see the fallback. */
+        sim_stats_add(srv->stats, SIM_CTR_BATCH_NOT_FOUND, 1);
+        if (acct != NULL)
+            sim_account_add(acct, SIM_ACTR_BATCH_404, 1);
+        resp_text(&r, 404, "Not Found");
+        goto send;
+    }
+    if (acct == NULL || sim_account_flags(acct)->revoked) {
         sim_stats_add(srv->stats, SIM_CTR_AUTH_FAILURES, 1);
-        sim_reply_auth(&r, srv->opts->dialect);
+        if (acct != NULL)
+            sim_account_add(acct, SIM_ACTR_AUTH_REFUSALS, 1);
+        sim_reply_auth(&r, d);
+        goto send;
+    }
+    if (sim_account_flags(acct)->down) {
+        count_unserved(srv, acct, &rt);
+        sim_stats_add(srv->stats, SIM_CTR_DOWN_REFUSALS, 1);
+        sim_account_add(acct, SIM_ACTR_DOWN_REFUSALS, 1);
+        sim_reply_fault(&r, d, SIM_FAULT_500, rt.kind == ROUTE_SUBMIT, false);
         goto send;
     }
     if (rt.kind != ROUTE_CANCEL)
@@ -489,17 +509,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     case SIM_FAULT_SLOW:
         sim_stats_fault(srv->stats, fault);
         if (rt.kind == ROUTE_SUBMIT)
-            sim_stats_add(srv->stats, SIM_CTR_SUBMITS, 1);
-        defer(srv, req, &rt);
+            count_unserved(srv, acct, &rt); /* sim_api never sees it */
+        defer(srv, req, &rt, acct);
         return;
     default:
         sim_stats_fault(srv->stats, fault);
-        count_faulted(srv, &rt);
-        sim_reply_fault(&r, srv->opts->dialect, fault, rt.kind == ROUTE_SUBMIT,
+        count_unserved(srv, acct, &rt);
+        sim_reply_fault(&r, d, fault, rt.kind == ROUTE_SUBMIT,
                         sim_rng_chance(&srv->rng, 0.5));
         goto send;
     }
-    dispatch(srv, req, &rt, fault, &r);
+    dispatch(srv, req, &rt, acct, fault, &r);
 send:
     respond(srv, req, &r);
 }
@@ -514,6 +534,9 @@ struct sim_server *sim_server_new(struct event_base *base,
     srv->opts = opts;
     sim_buf_init(&srv->scratch);
     srv->tasks = sim_table_new((size_t)opts->max_tasks);
+    srv->accounts = sim_accounts_new(opts);
+    /* An evicted task must leave its account's in-flight heap. */
+    sim_table_set_drop_hook(srv->tasks, sim_accounts_on_drop, srv->accounts);
     srv->stats = sim_stats_new();
     if (srv->stats == NULL) {
         log_error("sim: out of memory for counters");
@@ -525,12 +548,6 @@ struct sim_server *sim_server_new(struct event_base *base,
     sim_rng_seed(&srv->rng, seed);
     log_info("fault PRNG seed %llu%s", (unsigned long long)seed,
              opts->seed_set ? "" : " (time-based; pass --seed to repeat)");
-    if (opts->key != NULL) {
-        size_t n = strlen(opts->key) + sizeof("Bearer ");
-
-        srv->bearer = xmalloc(n);
-        snprintf(srv->bearer, n, "Bearer %s", opts->key);
-    }
     srv->api.opts = opts;
     srv->api.tasks = srv->tasks;
     srv->api.stats = srv->stats;
@@ -538,6 +555,9 @@ struct sim_server *sim_server_new(struct event_base *base,
     srv->api.timing.duration_ms = opts->duration_ms;
     srv->api.timing.queue_ms = opts->queue_ms;
     srv->api.timing.steps = opts->progress_steps;
+    srv->admin.tasks = srv->tasks;
+    srv->admin.stats = srv->stats;
+    srv->admin.accounts = srv->accounts;
 
     srv->http = evhttp_new(base);
     if (srv->http == NULL) {
@@ -629,9 +649,9 @@ void sim_server_free(struct sim_server *srv)
         pending_finish(srv->pending);
     if (srv->http != NULL)
         evhttp_free(srv->http);
-    sim_table_free(srv->tasks);
+    sim_table_free(srv->tasks); /* before the accounts: its drop hook */
+    sim_accounts_free(srv->accounts);
     sim_stats_free(srv->stats);
     sim_buf_release(&srv->scratch);
-    free(srv->bearer);
     free(srv);
 }

@@ -7,9 +7,9 @@
 
 /*
  * The simulator's HTTP side: one evhttp on the caller's event_base,
- * routing, auth, fault injection, delayed (slow) replies, the
- * admin endpoints (stats, reset) and /healthz. The MJ behaviour itself is
- * sim_api.
+ * routing, auth (the key picks the account; revoked and down accounts),
+ * fault injection, delayed (slow) replies, /healthz. The MJ behaviour is
+ * sim_api, the test endpoints under /sim/ are sim_admin.
  */
 
 struct sim_server;

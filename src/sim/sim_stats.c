@@ -15,8 +15,9 @@ struct sim_stats {
 };
 
 static const char *const counter_names[SIM_CTR_COUNT] = {
-    "submits",       "accepted",  "rejected", "fetches",
-    "batch_fetches", "batch_ids", "cancels",  "auth_failures",
+    "submits",        "accepted",       "rejected",      "fetches",
+    "batch_fetches",  "batch_ids",      "cancels",       "auth_failures",
+    "limit_refusals", "quota_refusals", "down_refusals", "batch_not_found",
 };
 
 const char *sim_endpoint_name(enum sim_endpoint e)
@@ -25,14 +26,6 @@ const char *sim_endpoint_name(enum sim_endpoint e)
         "imagine", "blend", "describe", "shorten", "action", "modal"};
 
     return (unsigned)e < SIM_EP_COUNT ? names[e] : "?";
-}
-
-const char *sim_mode_name(enum sim_mode m)
-{
-    static const char *const names[SIM_MODE_COUNT] = {"default", "fast",
-                                                      "relax", "turbo"};
-
-    return (unsigned)m < SIM_MODE_COUNT ? names[m] : "?";
 }
 
 struct sim_stats *sim_stats_new(void)
@@ -99,13 +92,13 @@ uint64_t sim_stats_get(const struct sim_stats *st, enum sim_counter c)
     return (unsigned)c < SIM_CTR_COUNT ? st->ctr[c] : 0;
 }
 
-char *sim_stats_json(const struct sim_stats *st, size_t tasks)
+json_t *sim_stats_doc(const struct sim_stats *st, size_t tasks)
 {
     json_t *root = json_object();
     json_t *faults = json_object();
     json_t *by_action = json_object();
     json_t *by_mode = json_object();
-    char *out = NULL;
+    json_t *out = NULL;
 
     if (root == NULL || faults == NULL || by_action == NULL || by_mode == NULL)
         goto out;
@@ -126,11 +119,22 @@ char *sim_stats_json(const struct sim_stats *st, size_t tasks)
     json_object_set(root, "by_mode", by_mode);
     json_object_set(root, "faults", faults);
     json_object_set_new(root, "tasks", json_integer((json_int_t)tasks));
-    out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    out = json_incref(root);
 out:
     json_decref(by_mode);
     json_decref(by_action);
     json_decref(faults);
     json_decref(root);
+    return out;
+}
+
+char *sim_stats_json(const struct sim_stats *st, size_t tasks)
+{
+    json_t *doc = sim_stats_doc(st, tasks);
+    char *out = NULL;
+
+    if (doc != NULL)
+        out = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
     return out;
 }

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "sim_opts.h"
 
 /*
@@ -23,31 +25,25 @@ enum sim_endpoint {
     SIM_EP_COUNT,
 };
 
-/* Speed-mode path prefix, as keys of by_mode. */
-enum sim_mode {
-    SIM_MODE_DEFAULT, /* /mj/... */
-    SIM_MODE_FAST,    /* /mj-fast/mj/... */
-    SIM_MODE_RELAX,   /* /mj-relax/mj/... */
-    SIM_MODE_TURBO,   /* /mj-turbo/mj/... */
-    SIM_MODE_COUNT,
-};
-
 enum sim_counter {
-    SIM_CTR_SUBMITS,       /* submit requests past auth */
-    SIM_CTR_ACCEPTED,      /* submits that created or queued a task */
-    SIM_CTR_REJECTED,      /* submits answered with a refusal code */
-    SIM_CTR_FETCHES,       /* GET /mj/task/{id}/fetch */
-    SIM_CTR_BATCH_FETCHES, /* list-by-condition / list-by-ids calls */
-    SIM_CTR_BATCH_IDS,     /* ids asked for in those calls */
-    SIM_CTR_CANCELS,       /* cancel calls */
-    SIM_CTR_AUTH_FAILURES, /* requests refused for a wrong/missing key */
+    SIM_CTR_SUBMITS,         /* submit requests past auth */
+    SIM_CTR_ACCEPTED,        /* submits that created or queued a task */
+    SIM_CTR_REJECTED,        /* submits answered with a refusal code */
+    SIM_CTR_FETCHES,         /* GET /mj/task/{id}/fetch */
+    SIM_CTR_BATCH_FETCHES,   /* list-by-condition / list-by-ids calls */
+    SIM_CTR_BATCH_IDS,       /* ids asked for in those calls */
+    SIM_CTR_CANCELS,         /* cancel calls */
+    SIM_CTR_AUTH_FAILURES,   /* requests refused for a wrong/missing key */
+    SIM_CTR_LIMIT_REFUSALS,  /* submits refused by a concurrency limit */
+    SIM_CTR_QUOTA_REFUSALS,  /* submits refused: account out of quota */
+    SIM_CTR_DOWN_REFUSALS,   /* requests answered 500: account down */
+    SIM_CTR_BATCH_NOT_FOUND, /* list calls answered 404 (--no-batch) */
     SIM_CTR_COUNT,
 };
 
 struct sim_stats;
 
 const char *sim_endpoint_name(enum sim_endpoint e);
-const char *sim_mode_name(enum sim_mode m);
 
 /* New zeroed counters, or NULL if jansson is out of memory. */
 struct sim_stats *sim_stats_new(void);
@@ -66,8 +62,15 @@ void sim_stats_accept(struct sim_stats *st, enum sim_endpoint e,
 uint64_t sim_stats_get(const struct sim_stats *st, enum sim_counter c);
 
 /*
- * The /sim/stats document, with `tasks` = live tasks. Returns a new
- * compact JSON string (free() it), or NULL if jansson fails.
+ * The /sim/stats document, with `tasks` = live tasks, as a tree the
+ * caller may extend (the server adds "accounts"). Returns a new
+ * reference, or NULL if jansson fails.
+ */
+json_t *sim_stats_doc(const struct sim_stats *st, size_t tasks);
+
+/*
+ * sim_stats_doc() as a new compact JSON string with sorted keys (free()
+ * it), or NULL if jansson fails.
  */
 char *sim_stats_json(const struct sim_stats *st, size_t tasks);
 

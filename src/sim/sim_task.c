@@ -9,13 +9,15 @@
 #define TABLE_MIN_BUCKETS 1024
 
 struct sim_table {
-    struct sim_task **buckets; /* nbuckets chains */
-    size_t nbuckets;           /* power of two */
-    size_t count;              /* tasks held */
-    size_t max_tasks;          /* bound; oldest evicted beyond it */
-    struct sim_task *oldest;   /* insertion-order list head */
-    struct sim_task *newest;   /* ...and tail */
-    uint64_t last_id;          /* last id handed out */
+    struct sim_task **buckets;  /* nbuckets chains */
+    size_t nbuckets;            /* power of two */
+    size_t count;               /* tasks held */
+    size_t max_tasks;           /* bound; oldest evicted beyond it */
+    struct sim_task *oldest;    /* insertion-order list head */
+    struct sim_task *newest;    /* ...and tail */
+    uint64_t last_id;           /* last id handed out */
+    sim_table_drop_fn *on_drop; /* or NULL */
+    void *drop_ctx;             /* borrowed */
 };
 
 const char *sim_action_name(enum sim_action a)
@@ -177,6 +179,22 @@ void sim_task_snap(const struct sim_task *t, const struct sim_timing *tm,
     snap_plain(t, tm, now_ms, out);
 }
 
+int64_t sim_task_busy_until(const struct sim_task *t,
+                            const struct sim_timing *tm)
+{
+    int64_t dur = tm->duration_ms;
+    int64_t q = tm->queue_ms < dur ? tm->queue_ms : dur;
+
+    /* Mirrors snap_plain(): keep the two in step. */
+    if (t->modal || t->outcome == SIM_OUTCOME_VANISH)
+        return 0;
+    if (t->outcome == SIM_OUTCOME_BANNED)
+        return t->submit_ms + q;
+    if (t->outcome == SIM_OUTCOME_FOREVER)
+        return INT64_MAX;
+    return t->submit_ms + dur;
+}
+
 void sim_id_format(uint64_t id, char *buf, size_t size)
 {
     char tmp[24];
@@ -229,6 +247,20 @@ struct sim_table *sim_table_new(size_t max_tasks)
     tab->buckets = xcalloc(tab->nbuckets, sizeof(*tab->buckets));
     tab->max_tasks = max_tasks > 0 ? max_tasks : 1;
     return tab;
+}
+
+void sim_table_set_drop_hook(struct sim_table *tab, sim_table_drop_fn *fn,
+                             void *ctx)
+{
+    tab->on_drop = fn;
+    tab->drop_ctx = ctx;
+}
+
+static void drop(struct sim_table *tab, struct sim_task *t)
+{
+    if (tab->on_drop != NULL)
+        tab->on_drop(t, tab->drop_ctx);
+    sim_task_free(t);
 }
 
 void sim_table_free(struct sim_table *tab)
@@ -291,7 +323,7 @@ static void evict_oldest(struct sim_table *tab)
         tab->newest = NULL;
     unlink_hash(tab, t);
     tab->count--;
-    sim_task_free(t);
+    drop(tab, t);
 }
 
 void sim_table_add(struct sim_table *tab, struct sim_task *t)
@@ -336,7 +368,7 @@ size_t sim_table_clear(struct sim_table *tab)
     while (t != NULL) {
         struct sim_task *next = t->fnext;
 
-        sim_task_free(t);
+        drop(tab, t);
         t = next;
     }
     memset(tab->buckets, 0, tab->nbuckets * sizeof(*tab->buckets));

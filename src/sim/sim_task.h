@@ -67,7 +67,11 @@ struct sim_task {
     uint8_t outcome;        /* enum sim_outcome */
     uint8_t index;          /* U/V index, zoom 50/75, PicReader n; or 0 */
     bool modal;             /* waiting for /mj/submit/modal */
+    uint8_t account;        /* owner: index in sim_accounts */
+    uint8_t mode;           /* enum sim_mode of the submit that runs it */
     uint32_t mark;          /* scratch for list-by-condition dedup */
+    uint32_t flight_pos;    /* 1 + slot in the owner's in-flight heap, or 0 */
+    int64_t last_read_ms;   /* wall ms of the last fetch/list read, 0 never */
     struct sim_task *hnext; /* hash bucket chain */
     struct sim_task *fnext; /* insertion order, oldest first */
 };
@@ -116,6 +120,15 @@ void sim_task_set_prompt(struct sim_task *t, const char *prompt);
 void sim_task_snap(const struct sim_task *t, const struct sim_timing *tm,
                    int64_t now_ms, struct sim_snap *out);
 
+/*
+ * Wall ms at which the task stops being unfinished (NOT_START, SUBMITTED
+ * or IN_PROGRESS) by itself, as sim_task_snap() sees it: INT64_MAX for
+ * one that never ends ("forever"), 0 for one that is not running at all
+ * (MODAL, vanished). A cancel ends it earlier. Pure.
+ */
+int64_t sim_task_busy_until(const struct sim_task *t,
+                            const struct sim_timing *tm);
+
 /* True for SUCCESS, FAILURE and CANCEL. */
 bool sim_status_terminal(enum sim_status s);
 
@@ -129,6 +142,17 @@ int sim_id_parse(const char *s, size_t len, uint64_t *out);
 
 /* New empty table keeping at most max_tasks tasks. Never NULL. */
 struct sim_table *sim_table_new(size_t max_tasks);
+
+/*
+ * Called with each task the table is about to free (eviction, clear), so
+ * that whoever else points to it can let go. Runs inside sim_table_add()
+ * and sim_table_clear(); it must not call back into the table.
+ */
+typedef void sim_table_drop_fn(struct sim_task *t, void *ctx);
+
+/* Sets the drop hook (NULL: none, the default). ctx is borrowed. */
+void sim_table_set_drop_hook(struct sim_table *tab, sim_table_drop_fn *fn,
+                             void *ctx);
 /* Frees the table and every task in it. NULL is a no-op. */
 void sim_table_free(struct sim_table *tab);
 

@@ -13,7 +13,7 @@
 
 static int parse(struct sim_opts *o, struct sim_opts_error *err, ...)
 {
-    char *argv[32];
+    char *argv[64];
     int argc = 0;
     va_list ap;
     const char *a;
@@ -118,12 +118,165 @@ static void test_errors(void **state)
     sim_opts_free(NULL);
 }
 
+static void test_accounts_and_limits(void **state)
+{
+    struct sim_opts o;
+    struct sim_opts_error err;
+    (void)state;
+
+    assert_int_equal(parse(&o, &err, NULL), 0);
+    assert_int_equal(o.naccounts, 0);
+    assert_int_equal(o.account_limit, 0);
+    assert_false(o.no_batch);
+    for (int m = 0; m < SIM_MODE_COUNT; m++)
+        assert_int_equal(o.mode_limit[m], 0);
+    sim_opts_free(&o);
+
+    assert_int_equal(parse(&o, &err, "--account", "a=k1", "--account",
+                           "b.2_x-y=k=2", "--account-limit", "3",
+                           "--mode-limit", "fast=1", "--mode-limit=turbo=0",
+                           "--no-batch", NULL),
+                     0);
+    assert_int_equal(o.naccounts, 2);
+    assert_string_equal(o.accounts[0].name, "a");
+    assert_string_equal(o.accounts[0].key, "k1");
+    assert_string_equal(o.accounts[1].name, "b.2_x-y");
+    assert_string_equal(o.accounts[1].key, "k=2"); /* split at the first = */
+    assert_int_equal(o.account_limit, 3);
+    assert_int_equal(o.mode_limit[SIM_MODE_FAST], 1);
+    assert_int_equal(o.mode_limit[SIM_MODE_TURBO], 0);
+    assert_true(o.no_batch);
+    sim_opts_free(&o);
+
+    /* The variables' lists; flags replace the account list and override
+     * one mode at a time. */
+    setenv("MJQ_SIM_ACCOUNTS", " a=k1, b=k2 ,", 1);
+    setenv("MJQ_SIM_MODE_LIMITS", "fast=2,relax=4", 1);
+    setenv("MJQ_SIM_ACCOUNT_LIMIT", "7", 1);
+    setenv("MJQ_SIM_NO_BATCH", "1", 1);
+    assert_int_equal(parse(&o, &err, NULL), 0);
+    assert_int_equal(o.naccounts, 2);
+    assert_string_equal(o.accounts[1].name, "b");
+    assert_string_equal(o.accounts[1].key, "k2");
+    assert_int_equal(o.mode_limit[SIM_MODE_FAST], 2);
+    assert_int_equal(o.mode_limit[SIM_MODE_RELAX], 4);
+    assert_int_equal(o.account_limit, 7);
+    assert_true(o.no_batch);
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--account", "c=k3", "--mode-limit",
+                           "fast=5", "--key", "k0", NULL),
+                     0);
+    assert_int_equal(o.naccounts, 1);
+    assert_string_equal(o.accounts[0].name, "c");
+    assert_int_equal(o.mode_limit[SIM_MODE_FAST], 5);
+    assert_int_equal(o.mode_limit[SIM_MODE_RELAX], 4);
+    sim_opts_free(&o);
+    unsetenv("MJQ_SIM_ACCOUNTS");
+    unsetenv("MJQ_SIM_MODE_LIMITS");
+    unsetenv("MJQ_SIM_ACCOUNT_LIMIT");
+    unsetenv("MJQ_SIM_NO_BATCH");
+}
+
+/* Every refusal names the option; none quotes a key. */
+static void test_account_errors(void **state)
+{
+    static const char *const bad[] = {
+        "SECRET",
+        "=SECRET",
+        "a b=SECRET",
+        "a/b=SECRET",
+        "a=",
+        "a=SE CRET",
+        "a=SE\tCRET",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa="
+        "SECRET",
+    };
+    struct sim_opts o;
+    struct sim_opts_error err;
+    char many[SIM_MAX_ACCOUNTS + 2][32];
+    char *argv[2 * (SIM_MAX_ACCOUNTS + 2) + 2];
+    int argc = 0;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, &err, "--account", bad[i], NULL), -1);
+        assert_non_null(strstr(err.text, "--account"));
+        assert_null(strstr(err.text, "SECRET"));
+        assert_null(strstr(err.text, "CRET"));
+        sim_opts_free(&o);
+    }
+    assert_int_equal(parse(&o, &err, "--account", "a=SECRET1", "--account",
+                           "a=SECRET2", NULL),
+                     -1);
+    assert_non_null(strstr(err.text, "same name"));
+    assert_null(strstr(err.text, "SECRET"));
+    sim_opts_free(&o);
+    assert_int_equal(
+        parse(&o, &err, "--account", "a=SECRET", "--account", "b=SECRET", NULL),
+        -1);
+    assert_non_null(strstr(err.text, "same key"));
+    assert_null(strstr(err.text, "SECRET"));
+    sim_opts_free(&o);
+    assert_int_equal(
+        parse(&o, &err, "--key", "SECRET", "--account", "b=SECRET", NULL), -1);
+    assert_null(strstr(err.text, "SECRET"));
+    sim_opts_free(&o);
+    assert_int_equal(
+        parse(&o, &err, "--key", "SECRET", "--account", "default=K", NULL), -1);
+    assert_non_null(strstr(err.text, "default"));
+    sim_opts_free(&o);
+    setenv("MJQ_SIM_ACCOUNTS", "a=SECRET,b", 1);
+    assert_int_equal(parse(&o, &err, NULL), -1);
+    assert_non_null(strstr(err.text, "MJQ_SIM_ACCOUNTS"));
+    assert_null(strstr(err.text, "SECRET"));
+    sim_opts_free(&o);
+    unsetenv("MJQ_SIM_ACCOUNTS");
+
+    argv[argc++] = (char *)"sim";
+    for (int i = 0; i < SIM_MAX_ACCOUNTS + 1; i++) {
+        snprintf(many[i], sizeof(many[i]), "a%d=k%d", i, i);
+        argv[argc++] = (char *)"--account";
+        argv[argc++] = many[i];
+    }
+    argv[argc] = NULL;
+    assert_int_equal(sim_opts_parse(&o, argc, argv, stdout, &err), -1);
+    assert_non_null(strstr(err.text, "more than"));
+    sim_opts_free(&o);
+    /* Exactly the maximum is fine. */
+    assert_int_equal(sim_opts_parse(&o, argc - 2, argv, stdout, &err), 0);
+    assert_int_equal(o.naccounts, SIM_MAX_ACCOUNTS);
+    sim_opts_free(&o);
+
+    assert_int_equal(parse(&o, &err, "--mode-limit", "slow=1", NULL), -1);
+    assert_non_null(strstr(err.text, "--mode-limit"));
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--mode-limit", "fast=-1", NULL), -1);
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--mode-limit", "fast", NULL), -1);
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--mode-limit", "fast=", NULL), -1);
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--mode-limit",
+                           "fast=1111111111111111111111111111", NULL),
+                     -1);
+    sim_opts_free(&o);
+    assert_int_equal(parse(&o, &err, "--account-limit", "-1", NULL), -1);
+    assert_non_null(strstr(err.text, "--account-limit"));
+    sim_opts_free(&o);
+    setenv("MJQ_SIM_NO_BATCH", "maybe", 1);
+    assert_int_equal(parse(&o, &err, NULL), -1);
+    sim_opts_free(&o);
+    unsetenv("MJQ_SIM_NO_BATCH");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_accounts_and_limits),
+        cmocka_unit_test(test_account_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -130,6 +130,80 @@ static void test_timeline_modal_and_cancel(void **state)
     sim_task_free(t);
 }
 
+/*
+ * sim_task_busy_until() is what the account limits count with: a task is
+ * before it exactly when a fetch shows NOT_START, SUBMITTED or
+ * IN_PROGRESS. Checked around every edge, for each magic word and for a
+ * zero queue and a zero duration.
+ */
+static void test_busy_until_matches_snap(void **state)
+{
+    static const char *const prompts[] = {"a cat", "epic fail", "banned",
+                                          "forever", "vanish"};
+    static const struct sim_timing timings[] = {
+        {.duration_ms = 1000, .queue_ms = 200, .steps = 4},
+        {.duration_ms = 1000, .queue_ms = 0, .steps = 4},
+        {.duration_ms = 0, .queue_ms = 0, .steps = 1},
+        {.duration_ms = 300, .queue_ms = 900, .steps = 2},
+    };
+    (void)state;
+
+    for (size_t p = 0; p < sizeof(prompts) / sizeof(prompts[0]); p++) {
+        for (size_t k = 0; k < sizeof(timings) / sizeof(timings[0]); k++) {
+            struct sim_task *t = task(SIM_ACTION_IMAGINE, prompts[p]);
+            int64_t until = sim_task_busy_until(t, &timings[k]);
+
+            if (t->outcome == SIM_OUTCOME_VANISH) {
+                assert_int_equal(until, 0); /* never shown, never counted */
+                sim_task_free(t);
+                continue;
+            }
+            for (int64_t el = 0; el <= 2000; el++) {
+                struct sim_snap s;
+                bool busy;
+
+                sim_task_snap(t, &timings[k], T0 + el, &s);
+                busy = s.status == SIM_STATUS_NOT_START ||
+                       s.status == SIM_STATUS_SUBMITTED ||
+                       s.status == SIM_STATUS_IN_PROGRESS;
+                assert_int_equal(busy, T0 + el < until);
+            }
+            t->modal = true;
+            assert_int_equal(sim_task_busy_until(t, &timings[k]), 0);
+            sim_task_free(t);
+        }
+    }
+}
+
+static int drops;
+
+static void count_drop(struct sim_task *t, void *ctx)
+{
+    assert_ptr_equal(ctx, &drops);
+    assert_non_null(t);
+    drops++;
+}
+
+/* The drop hook sees every task the table frees, and only those. */
+static void test_table_drop_hook(void **state)
+{
+    struct sim_table *tab = sim_table_new(2);
+    (void)state;
+
+    sim_table_set_drop_hook(tab, count_drop, &drops);
+    drops = 0;
+    for (uint64_t i = 1; i <= 5; i++)
+        sim_table_add(tab, sim_task_new(i, SIM_ACTION_IMAGINE, "x", NULL));
+    assert_int_equal(drops, 3);
+    assert_null(sim_table_find(tab, 3));
+    assert_non_null(sim_table_find(tab, 4));
+    assert_int_equal(sim_table_clear(tab), 2);
+    assert_int_equal(drops, 5);
+    sim_table_add(tab, sim_task_new(9, SIM_ACTION_IMAGINE, "x", NULL));
+    sim_table_free(tab);
+    assert_int_equal(drops, 6);
+}
+
 static void test_ids(void **state)
 {
     struct sim_table *tab = sim_table_new(10);
@@ -253,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_timeline_zero_duration),
         cmocka_unit_test(test_timeline_magic_words),
         cmocka_unit_test(test_timeline_modal_and_cancel),
+        cmocka_unit_test(test_busy_until_matches_snap),
+        cmocka_unit_test(test_table_drop_hook),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_buttons_and_actions),
