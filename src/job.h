@@ -2,6 +2,7 @@
 #define MJQ_JOB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -39,6 +40,9 @@ struct job_spec {
     const char *meta_text; /* NULL when absent */
     size_t meta_len;
     int body_plain; /* body has no "state"/"notifyHook": spliceable */
+    /* The producer's enqueue time, unix ms; 0 when absent or unusable.
+     * Only for the queue wait metric. */
+    int64_t enqueued_ms;
 };
 
 /* Why a payload is INVALID, for the result's fail_reason and mjq:dead. */
