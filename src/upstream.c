@@ -8,6 +8,7 @@
 
 #include "jsonscan.h"
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 /* MJ envelope codes (docs/upstreams.md has the full table). */
@@ -500,6 +501,10 @@ static void on_submit_done(const struct http_response *resp, void *arg)
     struct submit_result r;
 
     upstream_classify_submit(resp, call->action, &r);
+    metrics_upstream(0, METRICS_EP_SUBMIT,
+                     r.verdict == SUBMIT_RETRY       ? METRICS_OUT_RETRY
+                     : r.verdict == SUBMIT_PERMANENT ? METRICS_OUT_REFUSED
+                                                     : METRICS_OUT_OK);
     call->submit_cb(&r, call->ctx);
     free(call);
 }
@@ -510,6 +515,11 @@ static void on_fetch_done(const struct http_response *resp, void *arg)
     struct task_result r;
 
     upstream_classify_fetch(resp, call->task_id, &r);
+    metrics_upstream(0, METRICS_EP_FETCH,
+                     r.verdict == TASK_RETRY       ? METRICS_OUT_RETRY
+                     : r.verdict == TASK_PERMANENT ? METRICS_OUT_REFUSED
+                     : r.verdict == TASK_NOT_FOUND ? METRICS_OUT_NOT_FOUND
+                                                   : METRICS_OUT_OK);
     call->fetch_cb(&r, call->ctx);
     free(call);
 }

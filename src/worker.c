@@ -1,7 +1,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +18,8 @@
 #include "job.h"
 #include "jsonscan.h"
 #include "log.h"
+#include "metrics.h"
+#include "report.h"
 #include "store.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -117,7 +118,8 @@ struct worker {
 
     struct event *sigterm, *sigint, *sighup, *sigpipe;
     struct event *heartbeat, *drain_timer, *take_timer;
-    struct event *parent; /* EOF on the supervisor's life pipe */
+    struct report *report; /* channel to the supervisor, NULL when alone */
+    uint64_t flushed[METRICS_STATUS_COUNT]; /* finished counts in Redis */
 };
 
 static void take_more(struct worker *w);
@@ -309,15 +311,45 @@ static void on_listed(int rc, struct store_item *items, size_t n, void *arg)
     take_more(w);
 }
 
+/* Adds the results written since the last flush to the per-minute counts
+ * of `mjq status` (<prefix>stats:finished:<minute>); kept for later while
+ * Redis is away. */
+static void flush_finished(struct worker *w)
+{
+    const char *names[METRICS_STATUS_COUNT];
+    unsigned long long delta[METRICS_STATUS_COUNT];
+    int any = 0;
+
+    for (int i = 0; i < METRICS_STATUS_COUNT; i++) {
+        names[i] = metrics_status_name((enum metrics_status)i);
+        delta[i] = metrics_finished((enum metrics_status)i) - w->flushed[i];
+        any |= delta[i] != 0;
+    }
+    if (!any || store_stats_finished(w->store, clock_wall_ms() / 60000, names,
+                                     delta, METRICS_STATUS_COUNT) != 0)
+        return;
+    for (int i = 0; i < METRICS_STATUS_COUNT; i++)
+        w->flushed[i] += delta[i];
+}
+
+/* Once a second: statistics to Redis, counters to the supervisor. */
+static void report_tick(struct worker *w)
+{
+    flush_finished(w);
+    metrics_set_in_flight(w->njobs);
+    report_send(w->report);
+}
+
 /* While jobs are in flight, look at the queues now and then even if no
  * job finished: a blocking move is only armed with room for one job per
- * queue. While a blocking move is armed it does nothing. */
+ * queue. While a blocking move is armed it does nothing. Also reports. */
 static void on_take_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
 
     (void)fd;
     (void)what;
+    report_tick(w);
     if (!store_waiting(w->store))
         take_more(w);
 }
@@ -346,6 +378,7 @@ static void start_job(struct worker *w, struct store_item *item)
     w->jobs = job;
     w->njobs++;
 
+    metrics_job_taken();
     if (job_parse(job->payload, job->payload_len, w->cfg->max_job_bytes,
                   &job->spec, &err) != 0) {
         char reason[sizeof(err.field) + sizeof(err.reason) + 32];
@@ -365,6 +398,8 @@ static void start_job(struct worker *w, struct store_item *item)
         finish(job, "INVALID", reason);
         return;
     }
+    if (job->spec.enqueued_ms > 0)
+        metrics_queue_wait(job->started_ms - job->spec.enqueued_ms);
     /* meta is echoed byte for byte from the payload: keep its text, not
      * the parsed tree. */
     if (job->spec.meta_text != NULL)
@@ -441,6 +476,7 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
                                     count,  "task_id",   job->task_id};
 
             snprintf(count, sizeof(count), "%ld", recoveries);
+            metrics_recovered();
             job_event(job, "recovered", fields, job->task_id[0] ? 3 : 2);
             log_job_warn(job->spec.id, job->task_id[0] ? job->task_id : NULL,
                          "recovered from dead worker %s (%ld time%s)",
@@ -542,6 +578,8 @@ static void retry_later(struct job *job, const char *reason,
     if (floor_ms > delay)
         delay = floor_ms;
     job->attempts++;
+    metrics_retry(job->phase == PHASE_RETRY_WAIT ? METRICS_RETRY_SUBMIT
+                                                 : METRICS_RETRY_POLL);
     snprintf(delay_s, sizeof(delay_s), "%ld", delay);
     job_event(job, "retry", fields, 2);
     log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
@@ -880,6 +918,12 @@ static void on_finished(int rc, void *arg)
         return;
     }
     w->finished++;
+    {
+        enum metrics_status st;
+
+        if (metrics_status_parse(job->result.status, &st) == 0)
+            metrics_job_finished(st, job->result.finished_ms - job->started_ms);
+    }
     log_job_debug(job->spec.id, job->task_id[0] ? job->task_id : NULL, "%s",
                   job->result.status);
     job_free(job);
@@ -898,6 +942,7 @@ static void on_handed_back(int rc, void *arg)
         stall(job, PHASE_HANDBACK, rc);
         return;
     }
+    metrics_job_handed_back();
     log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
                  "handed back for another worker to resume");
     job_free(job);
@@ -1059,6 +1104,8 @@ static void on_store_up(void *arg)
         snprintf(pid, sizeof(pid), "%ld", (long)getpid());
         store_event(w->store, "worker_started", NULL, fields, 1);
         w->announced = 1;
+    } else {
+        metrics_redis_reconnected();
     }
     send_heartbeat(w);
     resume_stalled(w);
@@ -1103,6 +1150,7 @@ static void maybe_exit(struct worker *w)
 {
     if (w->draining && w->njobs == 0 && !w->retiring) {
         w->retiring = 1;
+        flush_finished(w); /* before the heartbeat's removal */
         store_retire(w->store, on_retired, w);
     }
 }
@@ -1163,41 +1211,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     drain(w);
 }
 
-/* The supervisor holds the write end of a pipe whose read end we
- * inherited: EOF means it died, and a worker must not outlive it. */
-static void on_parent(evutil_socket_t fd, short what, void *arg)
+/* Our supervisor died (EOF on its channel, report.h): a worker must not
+ * outlive it. */
+static void on_parent_gone(void *arg)
 {
     struct worker *w = arg;
-    char buf[64];
-    ssize_t n = read(fd, buf, sizeof(buf));
 
-    (void)what;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    event_del(w->parent);
     if (!w->draining) {
         log_warn("supervisor gone: draining");
         w->stop_reason = "supervisor exited";
         drain(w);
     }
-}
-
-static void watch_parent(struct worker *w)
-{
-    const char *env = getenv("MJQ_PARENT_FD");
-    char *end;
-    long fd;
-
-    if (env == NULL)
-        return;
-    errno = 0;
-    fd = strtol(env, &end, 10);
-    unsetenv("MJQ_PARENT_FD");
-    if (errno != 0 || *end != '\0' || fd < 0 || fd > 65535)
-        return;
-    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-    w->parent = event_new(w->base, (int)fd, EV_READ | EV_PERSIST, on_parent, w);
-    event_add(w->parent, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1219,6 +1243,9 @@ static void make_worker_id(char *buf, size_t len)
     snprintf(buf, len, "%s-%ld-%04x", host, (long)getpid(),
              (unsigned)(backoff_random() * 65536));
 }
+
+/* Until multi-account support, one upstream account (metrics.h). */
+static const char *const default_account[] = {"default"};
 
 static int run(struct config *cfg)
 {
@@ -1257,7 +1284,8 @@ static int run(struct config *cfg)
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
     evtimer_add(w.take_timer, &tick);
     w.drain_timer = evtimer_new(w.base, on_drain_timeout, &w);
-    watch_parent(&w);
+    metrics_set_accounts(default_account, 1);
+    w.report = report_open(w.base, on_parent_gone, &w);
 
     log_info("worker started: concurrency %d, queues %zu, upstream %s",
              cfg->concurrency, cfg->nqueues, cfg->api_base_url);
@@ -1265,6 +1293,10 @@ static int run(struct config *cfg)
     event_base_dispatch(w.base);
 
     log_info("worker stopped: %llu jobs finished", w.finished);
+    /* The final counters, so the supervisor's totals miss nothing. */
+    metrics_set_in_flight(w.njobs);
+    report_send(w.report);
+    report_free(w.report);
     /* Free the store first: its pending callbacks still see live jobs. */
     store_free(w.store);
     w.store = NULL;
@@ -1278,8 +1310,6 @@ static int run(struct config *cfg)
     event_free(w.heartbeat);
     event_free(w.take_timer);
     event_free(w.drain_timer);
-    if (w.parent != NULL)
-        event_free(w.parent);
     event_base_free(w.base);
     return w.exit_code;
 }
