@@ -1258,6 +1258,7 @@ static int run(struct config *cfg)
     w.cfg = cfg;
     make_worker_id(w.id, sizeof(w.id));
     log_setup(cfg->log_level, cfg->log_format, w.id);
+    log_set_worker(w.id);
     w.base = event_base_new();
     if (w.base == NULL) {
         log_error("cannot create the event loop");
