@@ -156,13 +156,14 @@ wait_exit sup 20
 assert_eq "$(proc_status sup)" 0 "supervisor exit status"
 
 # --- the oldest job's age, and draining -----------------------------------------------
-# One worker holding one job whose submit hangs 8 s upstream: the queue
-# behind it waits, and a drain lasts until that submit returns.
-restart_sim --duration-ms 60000 --rate-slow 1 --slow-ms 8000
+# One worker holding one job whose submit hangs 12 s upstream: the queue
+# behind it waits, and a drain lasts until that submit returns (within
+# the drain budget, so the worker still exits 0).
+restart_sim --duration-ms 60000 --rate-slow 1 --slow-ms 12000
 port=$(free_port)
 base=http://127.0.0.1:$port
 start_run age --workers 1 --concurrency 1 --http-listen "127.0.0.1:$port" \
-    --log-format json
+    --log-format json --shutdown-timeout-s 30
 wait_alive age 20 "a queue sample" metric 'mjq_queue_depth{queue="default"}'
 t0=$(now_ms)
 push_timed old 4
@@ -181,7 +182,7 @@ wait_until 5 "/readyz 503 while draining" eval '[ "$(http_code /readyz)" = 503 ]
 assert_eq "$(http_body /readyz)" "draining: the workers are stopping" \
     "/readyz reason while draining"
 assert_eq "$(metric mjq_draining)" 1 "mjq_draining"
-wait_exit age 20
+wait_exit age 30
 assert_eq "$(proc_status age)" 0 "supervisor exit status after the drain"
 pass "/readyz 503 while draining; clean exit"
 
