@@ -66,7 +66,8 @@ static void probe(struct evhttp_request *req, admin_probe_fn *fn, void *ctx)
         reply_text(req, 503, "Service Unavailable", reason);
 }
 
-/* Every request: route on the path (the query string is ignored). */
+/* evhttp callback (loop context), every request: route on the path (the
+ * query string is ignored). */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct admin *a = arg;

@@ -89,6 +89,7 @@ static void set_queues(struct monitor *m)
     free(old);
 }
 
+/* store callback (loop context): a queue sample came back. */
 static void on_sample(int rc, const long long *taken, const long long *depth,
                       size_t n, void *arg)
 {
@@ -115,6 +116,7 @@ static void on_sample(int rc, const long long *taken, const long long *depth,
     }
 }
 
+/* libevent timer callback (loop context), every SAMPLE_MS. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct monitor *m = arg;
@@ -237,6 +239,7 @@ static void drain_chan(struct monitor_chan *c)
     }
 }
 
+/* libevent callback (loop context): a worker's channel is readable. */
 static void on_chan(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

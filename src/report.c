@@ -19,8 +19,9 @@ struct report {
     struct metrics_snapshot *snap; /* reused: no allocation per send */
 };
 
-/* The supervisor sends nothing yet: readable means EOF or an error, i.e.
- * it is gone. Anything else it might send one day is read and ignored. */
+/* libevent callback (loop context). The supervisor sends nothing yet:
+ * readable means EOF or an error, i.e. it is gone. Anything else it might send
+ * one day is read and ignored. */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct report *r = arg;
