@@ -12,6 +12,7 @@ packages=(
     libevent-dev libcmocka-dev         # libraries
     redis-server redis-tools           # tests start private redis-servers
     curl jq procps iproute2            # e2e harness: curl, jq, pgrep, ss
+    prometheus                         # promtool checks /metrics (e2e)
     valgrind clang-format              # memory and style checks
 )
 

@@ -47,6 +47,7 @@ enum kind {
     KIND_MODES,     /* unsigned mode mask from names: default,fast,... */
     KIND_BOOL,      /* int 0/1 from true/false/yes/no/on/off/1/0 */
     KIND_AUTH,      /* enum auth_style from bearer/mj-api-secret/raw */
+    KIND_LISTEN,    /* admin_listen/host/port: "HOST:PORT", "" = none */
 };
 
 struct setting {
@@ -219,6 +220,9 @@ static const struct setting settings[] = {
      "sweep-interval-ms", KIND_LONG,
      OFF(sweep_interval_ms), 100, 60000, "2000",
      "period of the recovery sweep of dead workers' jobs, milliseconds"},
+    {"admin.listen", "MJQ_HTTP_LISTEN", "http-listen", KIND_LISTEN,
+     OFF(admin_listen), 0, 0, NULL,
+     "HOST:PORT of `mjq run`'s /healthz /readyz /metrics; empty: off"},
     {"log.level", "MJQ_LOG_LEVEL", "log-level", KIND_LEVEL,
      OFF(log_level), 0, 0, "info",
      "debug, info, warn or error"},
@@ -658,6 +662,58 @@ static int check_http_url(const char *url, bool base, struct config_error *err)
     return 0;
 }
 
+/*
+ * "HOST:PORT" of the admin endpoint: HOST a name, an IPv4 address or a
+ * bracketed IPv6 address ("[::]:9187"), PORT 1..65535. "" turns it off.
+ */
+static int set_listen(struct config *cfg, const char *text,
+                      struct config_error *err)
+{
+    const char *colon, *host = text;
+    size_t hlen;
+    long long port = 0;
+
+    if (text[0] == '\0') {
+        replace_str(&cfg->admin_listen, NULL);
+        replace_str(&cfg->admin_host, NULL);
+        cfg->admin_port = 0;
+        return 0;
+    }
+    if (has_space_or_ctl(text))
+        return fail(err, "must not contain whitespace or control characters");
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+
+        if (close == NULL)
+            return fail(err, "unterminated [ in the address");
+        host = text + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+        if (*colon != ':')
+            return fail(err, "expected HOST:PORT, e.g. [::]:9187");
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL)
+            return fail(err, "expected HOST:PORT, e.g. 0.0.0.0:9187");
+        hlen = (size_t)(colon - text);
+        if (memchr(text, ':', hlen) != NULL)
+            return fail(err, "an IPv6 address must be in brackets: "
+                             "[::1]:9187");
+    }
+    if (hlen == 0)
+        return fail(err, "missing host (0.0.0.0 listens on every "
+                         "interface)");
+    if (colon[1] == '\0')
+        return fail(err, "missing port after ':'");
+    if (parse_part(colon + 1, strlen(colon + 1), "port", 1, 65535, &port, err) <
+        0)
+        return -1;
+    replace_str(&cfg->admin_listen, xstrdup(text));
+    replace_str(&cfg->admin_host, xstrndup(host, hlen));
+    cfg->admin_port = (int)port;
+    return 0;
+}
+
 static int check_route(const char *route, struct config_error *err)
 {
     size_t len = strlen(route);
@@ -1010,6 +1066,8 @@ static int apply_text(struct config *cfg, const struct setting *s,
             }
         }
         return fail(err, "must be bearer, mj-api-secret or raw");
+    case KIND_LISTEN:
+        return set_listen(cfg, text, err);
     }
     return fail(err, "internal error: unknown setting kind");
 }
@@ -2019,6 +2077,8 @@ static const char *arg_name(enum kind kind)
         return "BOOL";
     case KIND_AUTH:
         return "STYLE";
+    case KIND_LISTEN:
+        return "HOST:PORT";
     case KIND_PREFIX:
     case KIND_SECRET:
         break;
@@ -2079,6 +2139,8 @@ void config_free(struct config *cfg)
     free(cfg->accounts);
     free(cfg->notify_hook);
     free(cfg->poll_schedule_ms);
+    free(cfg->admin_listen);
+    free(cfg->admin_host);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -2136,6 +2198,7 @@ void config_dump_to(const struct config *cfg, FILE *out)
         case KIND_HOOK_URL:
         case KIND_KEY_FILE:
         case KIND_ROUTE:
+        case KIND_LISTEN:
             dump_str(out, *(char *const *)f);
             break;
         case KIND_INT:

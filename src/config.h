@@ -125,6 +125,11 @@ struct config {
     long sweep_interval_ms; /* recovery sweep period (one sweep per period
                              * across the deployment), default 2000 */
 
+    /* admin HTTP endpoint of `mjq run` */
+    char *admin_listen; /* "HOST:PORT" as given; NULL: disabled */
+    char *admin_host;   /* HOST without [] brackets; NULL when disabled */
+    int admin_port;     /* 1..65535 */
+
     /* logging */
     enum log_level log_level;   /* default info */
     enum log_format log_format; /* default text */

@@ -593,6 +593,9 @@ static int build_job(const struct opts *o, long max_bytes, json_t **out)
         rc = set_value(job, "meta", parse_json_flag("meta", o->meta));
     if (rc == 0)
         rc = set_string(job, "reply_to", o->reply_to, "reply-to");
+    /* For the queue wait metric (docs/contract.md): when it was pushed. */
+    if (rc == 0)
+        json_object_set_new(job, "enqueued_ms", json_integer(clock_wall_ms()));
     if (rc < 0)
         json_decref(job);
     else
@@ -618,7 +621,8 @@ static int payload_from_flags(const struct opts *o, long max_bytes,
 
 /*
  * Takes the payload from stdin byte for byte, except that a JSON object
- * without "id" gets a generated one.
+ * without "id" gets a generated one (and then "enqueued_ms" too, if it
+ * has none, since it is rewritten anyway).
  */
 static int payload_from_stdin(struct payload *p)
 {
@@ -634,6 +638,9 @@ static int payload_from_stdin(struct payload *p)
     if (json_is_object(job) && json_object_get(job, "id") == NULL) {
         make_id(id, sizeof(id));
         json_object_set_new(job, "id", json_string(id));
+        if (json_object_get(job, "enqueued_ms") == NULL)
+            json_object_set_new(job, "enqueued_ms",
+                                json_integer(clock_wall_ms()));
         free(p->text);
         p->text = json_dumps(job, JSON_COMPACT);
         if (p->text == NULL)

@@ -103,7 +103,7 @@ static void salvage(const char *payload, size_t len, struct job_error *err)
 static int validate(json_t *root, long max_bytes, struct job_spec *out,
                     struct job_error *err)
 {
-    json_t *id, *action, *body, *mode, *timeout, *meta, *reply_to;
+    json_t *id, *action, *body, *mode, *timeout, *meta, *reply_to, *enqueued;
 
     (void)max_bytes;
     if (!json_is_object(root))
@@ -161,6 +161,16 @@ static int validate(json_t *root, long max_bytes, struct job_spec *out,
             return fail(err, "timeout_s", "%s",
                         "must be at most 31536000 (one year)");
         out->timeout_ms = (long)ceil(t * 1000);
+    }
+
+    /* Optional, for the queue wait metric only: anything but a usable
+     * number is ignored, never INVALID (docs/contract.md). */
+    enqueued = json_object_get(root, "enqueued_ms");
+    if (json_is_number(enqueued)) {
+        double e = json_number_value(enqueued);
+
+        if (isfinite(e) && e > 0 && e < 9007199254740992.0) /* 2^53 */
+            out->enqueued_ms = (int64_t)e;
     }
 
     reply_to = json_object_get(root, "reply_to");

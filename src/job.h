@@ -2,6 +2,7 @@
 #define MJQ_JOB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -40,6 +41,9 @@ struct job_spec {
     size_t meta_len;
     int body_plain;       /* body has no "state"/"notifyHook": spliceable */
     char parent_task[64]; /* action, modal: body.taskId, "" if none */
+    /* The producer's enqueue time, unix ms; 0 when absent or unusable.
+     * Only for the queue wait metric. */
+    int64_t enqueued_ms;
 };
 
 /* Why a payload is INVALID, for the result's fail_reason and mjq:dead. */

@@ -74,3 +74,18 @@ char *keys_accounts(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "accounts", NULL);
 }
+
+char *keys_stats_taken(char *buf, size_t len, const char *prefix,
+                       const char *queue)
+{
+    return build(buf, len, prefix, "stats:taken", queue);
+}
+
+char *keys_stats_finished(char *buf, size_t len, const char *prefix,
+                          long long minute)
+{
+    char name[24];
+
+    snprintf(name, sizeof(name), "%lld", minute);
+    return build(buf, len, prefix, "stats:finished", name);
+}

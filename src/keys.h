@@ -31,6 +31,12 @@ char *keys_accounts(char *buf, size_t len, const char *prefix);
 /* Which account runs upstream task task_id (for follow-ups). */
 char *keys_task_owner(char *buf, size_t len, const char *prefix,
                       const char *task_id);
+/* Counter of payloads taken from queue (for the oldest-job age). */
+char *keys_stats_taken(char *buf, size_t len, const char *prefix,
+                       const char *queue);
+/* Hash of results written in one minute, by status (unix minute). */
+char *keys_stats_finished(char *buf, size_t len, const char *prefix,
+                          long long minute);
 
 /* Largest key mjq builds: prefix (<=64) + kind + a 128-char id. */
 #define KEYS_MAX 256

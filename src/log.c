@@ -9,6 +9,7 @@
 enum log_level log_threshold = LOG_LEVEL_INFO;
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
 static char log_process[64] = "mjq";
+static char log_worker[129] = ""; /* "" when not a worker */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -19,6 +20,11 @@ void log_setup(enum log_level level, enum log_format format,
     log_fmt = format;
     if (process != NULL)
         snprintf(log_process, sizeof(log_process), "%s", process);
+}
+
+void log_set_worker(const char *worker)
+{
+    snprintf(log_worker, sizeof(log_worker), "%s", worker);
 }
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -108,6 +114,11 @@ void log_write(enum log_level level, const char *job, const char *task,
                      ts, now.tv_nsec / 1000000, level_names[level]);
         len = json_escape(out, len, sizeof(out), log_process);
         len = append(out, len, sizeof(out), "\"");
+        if (log_worker[0] != '\0') {
+            len = append(out, len, sizeof(out), ",\"worker\":\"");
+            len = json_escape(out, len, sizeof(out), log_worker);
+            len = append(out, len, sizeof(out), "\"");
+        }
         if (job != NULL) {
             len = append(out, len, sizeof(out), ",\"job\":\"");
             len = json_escape(out, len, sizeof(out), job);

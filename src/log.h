@@ -31,6 +31,13 @@ extern enum log_level log_threshold;
 void log_setup(enum log_level level, enum log_format format,
                const char *process);
 
+/*
+ * Marks this process as the worker with that id (copied): JSON lines then
+ * also carry "worker", the key results and events use for it. Text lines
+ * already start with the id.
+ */
+void log_set_worker(const char *worker);
+
 /* Parses "debug", "info", "warn", "error". Returns 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 /* Parses "text", "json". Returns 0 or -1. */

@@ -21,26 +21,30 @@
 #define RECONNECT_MAX_MS 5000
 
 /*
- * take: moves up to ARGV[1] payloads from the queues KEYS[2..], in strict
- * priority order, to the processing list KEYS[1], at most ARGV[1 + i] from
- * queue i (0: skip it; the worker pauses a queue whose jobs found no
- * upstream capacity). Atomic, so a crash either leaves a payload in its
- * queue or in the processing list.
+ * take: moves up to ARGV[1] payloads from the n queues KEYS[2..n+1], in
+ * strict priority order, to the processing list KEYS[1], at most
+ * ARGV[1 + i] from queue i (0: skip it; the worker pauses a queue whose
+ * jobs found no upstream capacity), and adds the number moved from queue
+ * i to its taken counter KEYS[n+1+i] (queue_age.h). Atomic, so a crash
+ * either leaves a payload in its queue or in the processing list.
  * Returns a flat array: queue index, payload, queue index, payload...
  */
 static const char take_lua[] =
     "local out = {}\n"
     "local want = tonumber(ARGV[1])\n"
-    "for i = 2, #KEYS do\n"
+    "local nq = (#KEYS - 1) / 2\n"
+    "for i = 2, nq + 1 do\n"
     "  local cap = tonumber(ARGV[i])\n"
-    "  while want > 0 and cap > 0 do\n"
+    "  local moved = 0\n"
+    "  while want > 0 and moved < cap do\n"
     "    local v = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
     "    if not v then break end\n"
     "    out[#out + 1] = i - 2\n"
     "    out[#out + 1] = v\n"
     "    want = want - 1\n"
-    "    cap = cap - 1\n"
+    "    moved = moved + 1\n"
     "  end\n"
+    "  if moved > 0 then redis.call('INCRBY', KEYS[i + nq], moved) end\n"
     "  if want == 0 then break end\n"
     "end\n"
     "return out\n";
@@ -165,8 +169,9 @@ static const char claim_lua[] =
  * others answer {-1} at the cost of one SET. For every registered worker
  * whose heartbeat key is gone, moves each payload of its processing list
  * back to the oldest end of the queue recorded in the job's record (the
- * default queue when there is none), then forgets the worker. The claim
- * script then resumes each job (by its task id if it has one).
+ * default queue when there is none), takes it out of that queue's taken
+ * counter (queue_age.h), then forgets the worker. The claim script then
+ * resumes each job (by its task id if it has one).
  * Returns {moved, dead worker, dead worker...}, or {-1} without the lock.
  */
 static const char sweep_lua[] =
@@ -188,6 +193,7 @@ static const char sweep_lua[] =
     "        if jq then q = jq end\n"
     "      end\n"
     "      redis.call('RPUSH', p .. 'queue:' .. q, v)\n"
+    "      redis.call('DECR', p .. 'stats:taken:' .. q)\n"
     "      moved = moved + 1\n"
     "    end\n"
     "    redis.call('SREM', p .. 'workers', w)\n"
@@ -236,7 +242,8 @@ static const char finish_lua[] =
     "return 1\n";
 
 /*
- * handback: KEYS processing list, queue, job record; ARGV worker,
+ * handback: KEYS processing list, queue, job record, the queue's taken
+ * counter; ARGV worker,
  * payload, claimed (1/0), task id, submits, polls, leases, job id.
  * Moves the payload back to the end of its queue that is taken next, if
  * it is still in the processing list (else it was handed on already:
@@ -259,6 +266,7 @@ static const char handback_lua[] =
     "  end\n"
     "end\n"
     "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
+    "redis.call('DECR', KEYS[4])\n"
     "return 1\n";
 
 enum script {
@@ -309,7 +317,10 @@ struct store {
     char heartbeat_prefix[KEYS_MAX];
     char workers[KEYS_MAX];
     char **queue_keys;
-    unsigned *caps; /* per queue: most payloads one take moves; 0 paused */
+    unsigned *caps;    /* per queue: most payloads one take moves; 0 paused */
+    char **stats_keys; /* taken counter of each queue */
+    size_t nqueues;    /* of queue_keys, blocking: cfg's at creation (a
+                        * reload may change cfg) */
     int freeing;
     unsigned long long commands;
 };
@@ -562,13 +573,18 @@ struct store *store_new(struct event_base *base, const struct config *cfg,
     keys_heartbeat(s->heartbeat, KEYS_MAX, cfg->prefix, worker_id);
     keys_heartbeat(s->heartbeat_prefix, KEYS_MAX, cfg->prefix, "");
     keys_workers(s->workers, KEYS_MAX, cfg->prefix);
+    s->nqueues = cfg->nqueues;
     s->queue_keys = xcalloc(cfg->nqueues, sizeof(char *));
     s->caps = xcalloc(cfg->nqueues, sizeof(unsigned));
     for (size_t i = 0; i < cfg->nqueues; i++)
         s->caps[i] = UINT_MAX;
+    s->stats_keys = xcalloc(cfg->nqueues, sizeof(char *));
     for (size_t i = 0; i < cfg->nqueues; i++) {
         s->queue_keys[i] = xmalloc(KEYS_MAX);
         keys_queue(s->queue_keys[i], KEYS_MAX, cfg->prefix, cfg->queues[i]);
+        s->stats_keys[i] = xmalloc(KEYS_MAX);
+        keys_stats_taken(s->stats_keys[i], KEYS_MAX, cfg->prefix,
+                         cfg->queues[i]);
     }
     conn_init(s, &s->cmd, -1);
     s->blocking = xcalloc(cfg->nqueues, sizeof(struct conn));
@@ -602,13 +618,15 @@ void store_free(struct store *s)
         return;
     s->freeing = 1;
     conn_close(&s->cmd);
-    for (size_t i = 0; i < s->cfg->nqueues; i++) {
+    for (size_t i = 0; i < s->nqueues; i++) {
         conn_close(&s->blocking[i]);
         free(s->queue_keys[i]);
+        free(s->stats_keys[i]);
     }
     free(s->blocking);
     free(s->queue_keys);
     free(s->caps);
+    free(s->stats_keys);
     free(s->worker);
     free(s);
 }
@@ -631,6 +649,7 @@ struct pending {
         store_claim_fn *claim;
         store_done_fn *done;
         store_flag_fn *flag;
+        store_sample_fn *sample;
     } cb;
     void *ctx;
 };
@@ -728,10 +747,12 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
         max = 32; /* bounds the stack array and one reply's size */
     args_add(&a, "EVALSHA");
     args_add(&a, s->sha[SCRIPT_TAKE]);
-    args_addll(&a, 1 + (long long)s->cfg->nqueues);
+    args_addll(&a, 1 + 2 * (long long)s->cfg->nqueues);
     args_add(&a, s->processing);
     for (size_t i = 0; i < s->cfg->nqueues; i++)
         args_add(&a, s->queue_keys[i]);
+    for (size_t i = 0; i < s->cfg->nqueues; i++)
+        args_add(&a, s->stats_keys[i]);
     args_addll(&a, max);
     for (size_t i = 0; i < s->cfg->nqueues; i++)
         args_addll(&a, s->caps[i] < max ? s->caps[i] : max);
@@ -828,6 +849,13 @@ static void on_blocking_take(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     if (r->type == REDIS_REPLY_STRING) {
+        struct args a = {0};
+
+        /* Counted apart from the move (BLMOVE cannot run in a script):
+         * a crash in between leaves the counter one short. */
+        args_add(&a, "INCR");
+        args_add(&a, s->stats_keys[c->queue]);
+        send_args(&s->cmd, NULL, NULL, &a);
         /* Satisfied: the worker re-arms when it still has room. */
         s->wanting = 0;
         if (s->wait_cb != NULL)
@@ -1329,10 +1357,11 @@ int store_handback(struct store *s, const struct store_handback_req *req,
     keys_job(job, sizeof(job), s->cfg->prefix, req->id);
     args_add(&a, "EVALSHA");
     args_add(&a, s->sha[SCRIPT_HANDBACK]);
-    args_add(&a, "3");
+    args_add(&a, "4");
     args_add(&a, s->processing);
     args_add(&a, s->queue_keys[req->queue]);
     args_add(&a, job);
+    args_add(&a, s->stats_keys[req->queue]);
     args_add(&a, s->worker);
     args_addn(&a, req->payload, req->len);
     args_add(&a, req->claimed ? "1" : "0");
@@ -1506,4 +1535,98 @@ void store_publish_accounts(struct store *s)
         args_add(&args, json);
         send_plain(s, &args);
     }
+}
+
+int store_stats_finished(struct store *s, long long minute,
+                         const char *const *names,
+                         const unsigned long long *counts, size_t n)
+{
+    char key[KEYS_MAX];
+    struct args a = {0};
+
+    if (!s->cmd.up)
+        return -1;
+    keys_stats_finished(key, sizeof(key), s->cfg->prefix, minute);
+    for (size_t i = 0; i < n; i++) {
+        if (counts[i] == 0)
+            continue;
+        memset(&a, 0, sizeof(a));
+        args_add(&a, "HINCRBY");
+        args_add(&a, key);
+        args_add(&a, names[i]);
+        args_addll(&a, (long long)counts[i]);
+        send_plain(s, &a);
+    }
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "EXPIRE");
+    args_add(&a, key);
+    args_add(&a, "7200");
+    send_plain(s, &a);
+    return 0;
+}
+
+static void on_sample(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pending *p = priv;
+    redisReply *r = reply;
+    long long *taken, *depth;
+    size_t n;
+    int rc = reply_rc(r);
+
+    (void)ac;
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0))
+        rc = -2;
+    if (rc != 0) {
+        p->cb.sample(rc, NULL, NULL, 0, p->ctx);
+        free(p);
+        return;
+    }
+    n = r->elements / 2;
+    taken = xcalloc(2 * n + 1, sizeof(long long));
+    depth = taken + n;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *t = r->element[2 * i], *d = r->element[2 * i + 1];
+
+        if (t->type == REDIS_REPLY_STRING)
+            taken[i] = strtoll(t->str, NULL, 10);
+        if (d->type == REDIS_REPLY_INTEGER)
+            depth[i] = d->integer;
+    }
+    p->cb.sample(0, taken, depth, n, p->ctx);
+    free(taken);
+    free(p);
+}
+
+int store_sample_queues(struct store *s, char *const *queues, size_t n,
+                        store_sample_fn *cb, void *ctx)
+{
+    char key[KEYS_MAX];
+    struct args a = {0};
+    struct pending *p;
+
+    if (!s->cmd.up)
+        return -1;
+    args_add(&a, "MULTI");
+    send_plain(s, &a);
+    /* hiredis formats each command at once, so one key buffer serves. */
+    for (size_t i = 0; i < n; i++) {
+        memset(&a, 0, sizeof(a));
+        keys_stats_taken(key, sizeof(key), s->cfg->prefix, queues[i]);
+        args_add(&a, "GET");
+        args_add(&a, key);
+        send_plain(s, &a);
+        memset(&a, 0, sizeof(a));
+        keys_queue(key, sizeof(key), s->cfg->prefix, queues[i]);
+        args_add(&a, "LLEN");
+        args_add(&a, key);
+        send_plain(s, &a);
+    }
+    memset(&a, 0, sizeof(a));
+    args_add(&a, "EXEC");
+    p = pending_new(s, cb, ctx);
+    if (send_args(&s->cmd, on_sample, p, &a) != 0) {
+        free(p);
+        return -1;
+    }
+    return 0;
 }

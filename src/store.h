@@ -293,6 +293,31 @@ void store_publish_accounts(struct store *s);
 /* Removes the heartbeat; called after a clean drain. */
 void store_retire(struct store *s, store_done_fn *cb, void *ctx);
 
+/*
+ * Adds counts[i] results of status names[i] to the per-minute statistics
+ * of `mjq status`: HINCRBY <prefix>stats:finished:<minute> per non-zero
+ * count, then EXPIRE 7200. Fire and forget (a count lost with the
+ * connection is lost: statistics, not bookkeeping). Returns 0, or -1 if
+ * the store is down (nothing sent: keep the counts for later).
+ */
+int store_stats_finished(struct store *s, long long minute,
+                         const char *const *names,
+                         const unsigned long long *counts, size_t n);
+
+/*
+ * Reply to store_sample_queues(): taken[i] and depth[i] of queue i (n
+ * queues), read in one MULTI/EXEC so that each pair is consistent: taken
+ * is the queue's taken counter (0 when absent), depth its LLEN. Borrowed
+ * for the call; NULL unless rc is 0.
+ */
+typedef void store_sample_fn(int rc, const long long *taken,
+                             const long long *depth, size_t n, void *ctx);
+
+/* Samples the n queues named (1..16). Returns 0, or -1 if the store is
+ * down (cb not called). */
+int store_sample_queues(struct store *s, char *const *queues, size_t n,
+                        store_sample_fn *cb, void *ctx);
+
 /* Commands sent so far (for benchmarks). */
 unsigned long long store_commands(const struct store *s);
 

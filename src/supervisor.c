@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "monitor.h"
 #include "store.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -53,6 +54,7 @@ struct slot {
     unsigned failures; /* consecutive early deaths */
     long delay_ms;     /* delay of the pending restart */
     struct event *restart;
+    struct monitor_chan *chan; /* the running worker's channel (monitor.h) */
 };
 
 struct supervisor {
@@ -67,14 +69,15 @@ struct supervisor {
     char id[128];
     struct slot **slots; /* stable addresses: timers point at slots */
     size_t nslots;
-    int life_pipe[2]; /* workers watch [0] for EOF: we died */
-    int stopping;     /* SIGTERM seen: no more respawns */
-    int stops;        /* signals seen while stopping */
-    int leaving;      /* last events being flushed, then exit */
+    int stopping; /* SIGTERM seen: no more respawns */
+    int stops;    /* signals seen while stopping */
+    int leaving;  /* last events being flushed, then exit */
     int exit_code;
     struct event *sig[5];
     struct event *kill_timer;
     struct event *sweep_timer; /* recovery of dead workers' jobs */
+    /* Worker channels, queue sampling, admin endpoint (monitor.h). */
+    struct monitor *monitor;
 };
 
 static void emit(struct supervisor *sup, const char *type,
@@ -106,7 +109,7 @@ static struct slot *free_slot(struct supervisor *sup)
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
-static void exec_worker(struct supervisor *sup)
+static void exec_worker(struct supervisor *sup, int chan_fd)
 {
     sigset_t none;
     struct sigaction dfl;
@@ -118,22 +121,36 @@ static void exec_worker(struct supervisor *sup)
     dfl.sa_handler = SIG_DFL;
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &dfl, NULL);
-    /* The life pipe's read end survives exec; the write end does not. */
-    fcntl(sup->life_pipe[0], F_SETFD, 0);
+    /* Our end of the channel survives exec (MJQ_PARENT_FD names it). */
+    fcntl(chan_fd, F_SETFD, 0);
     execv(sup->exe, sup->worker_argv);
     _exit(127);
 }
 
 static void spawn(struct supervisor *sup, struct slot *slot)
 {
-    pid_t pid = fork();
+    /* The worker's channel: it notices our death by EOF on it and sends
+     * its counters over it. Set in our environment, for the child. */
+    struct monitor_chan *chan = monitor_chan_open(sup->monitor);
+    char fd[16];
+    pid_t pid;
 
+    if (chan == NULL) {
+        log_error_errno("socketpair failed");
+        return;
+    }
+    snprintf(fd, sizeof(fd), "%d", monitor_chan_child_fd(chan));
+    setenv("MJQ_PARENT_FD", fd, 1);
+    pid = fork();
     if (pid < 0) {
         log_error_errno("fork failed");
+        monitor_chan_close(sup->monitor, chan);
         return;
     }
     if (pid == 0)
-        exec_worker(sup);
+        exec_worker(sup, monitor_chan_child_fd(chan));
+    monitor_chan_forked(chan);
+    slot->chan = chan;
     slot->sup = sup;
     slot->pid = pid;
     slot->state = SLOT_RUNNING;
@@ -154,6 +171,7 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
     if (sup->stopping || slot->state != SLOT_WAITING)
         return;
     spawn(sup, slot);
+    monitor_restarted(sup->monitor);
     snprintf(pid, sizeof(pid), "%ld", (long)slot->pid);
     snprintf(delay, sizeof(delay), "%ld", slot->delay_ms);
     snprintf(failures, sizeof(failures), "%u", slot->failures);
@@ -207,6 +225,9 @@ static void child_exited(struct supervisor *sup, pid_t pid, int status)
                  WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
     }
     emit(sup, "worker_exited", fields, 2);
+    /* Its last counters join the retired totals. */
+    monitor_chan_close(sup->monitor, slot->chan);
+    slot->chan = NULL;
     slot->pid = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == MJQ_EXIT_CONFIG) {
         log_error("worker exited with the fatal-configuration code %d: "
@@ -334,6 +355,7 @@ static void reload(struct supervisor *sup)
     config_free(&sup->cfg);
     sup->cfg = fresh;
     log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
+    monitor_reconfigure(sup->monitor);
     log_info("configuration reloaded: rolling %d workers", sup->cfg.workers);
     {
         struct timeval tv = {sup->cfg.sweep_interval_ms / 1000,
@@ -397,6 +419,23 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
         store_sweep(sup->store, NULL, NULL);
 }
 
+/* The probes' view of the slots (monitor.h). */
+static void get_state(void *arg, struct monitor_state *st)
+{
+    struct supervisor *sup = arg;
+
+    memset(st, 0, sizeof(*st));
+    for (size_t i = 0; i < sup->nslots; i++) {
+        if (sup->slots[i]->state == SLOT_RUNNING)
+            st->running++;
+        else if (sup->slots[i]->state == SLOT_WAITING)
+            st->waiting++;
+        else if (sup->slots[i]->state == SLOT_DISABLED)
+            st->disabled++;
+    }
+    st->draining = sup->stopping;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -438,16 +477,11 @@ static void resolve_exe(struct supervisor *sup)
 static int run(struct supervisor *sup)
 {
     static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
-    char fd[16];
     struct sigaction ign;
 
     snprintf(sup->id, sizeof(sup->id), "supervisor-%ld", (long)getpid());
     resolve_exe(sup);
     log_setup(sup->cfg.log_level, sup->cfg.log_format, sup->id);
-    if (pipe2(sup->life_pipe, O_CLOEXEC) != 0) {
-        log_error_errno("pipe");
-        return 1;
-    }
     /* Each worker names itself: a shared MJQ_WORKER_ID would make them
      * share one processing list and one heartbeat. */
     if (getenv("MJQ_WORKER_ID") != NULL) {
@@ -455,8 +489,6 @@ static int run(struct supervisor *sup)
                  "names itself");
         unsetenv("MJQ_WORKER_ID");
     }
-    snprintf(fd, sizeof(fd), "%d", sup->life_pipe[0]);
-    setenv("MJQ_PARENT_FD", fd, 1);
     memset(&ign, 0, sizeof(ign));
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, NULL);
@@ -472,6 +504,8 @@ static int run(struct supervisor *sup)
     }
     sup->kill_timer = evtimer_new(sup->base, on_kill_timer, sup);
     sup->store = store_new(sup->base, &sup->cfg, sup->id, 0, NULL, NULL, sup);
+    sup->monitor =
+        monitor_new(sup->base, &sup->cfg, sup->store, get_state, sup);
 
     {
         struct timeval tv = {sup->cfg.sweep_interval_ms / 1000,
@@ -481,12 +515,18 @@ static int run(struct supervisor *sup)
             event_new(sup->base, -1, EV_PERSIST, on_sweep_timer, sup);
         evtimer_add(sup->sweep_timer, &tv);
     }
-    log_info("supervisor started: %d workers", sup->cfg.workers);
-    for (int i = 0; i < sup->cfg.workers; i++)
-        spawn(sup, free_slot(sup));
-    event_base_dispatch(sup->base);
-    log_info("supervisor stopped");
+    if (monitor_listen(sup->monitor) != 0) {
+        sup->exit_code = 1; /* logged with the address and the reason */
+    } else {
+        log_info("supervisor started: %d workers", sup->cfg.workers);
+        for (int i = 0; i < sup->cfg.workers; i++)
+            spawn(sup, free_slot(sup));
+        event_base_dispatch(sup->base);
+        log_info("supervisor stopped");
+    }
 
+    /* Closing the channels tells workers still alive that we are gone. */
+    monitor_free(sup->monitor);
     store_free(sup->store);
     for (size_t i = 0; i < sup->nslots; i++) {
         if (sup->slots[i]->restart != NULL)
@@ -499,8 +539,6 @@ static int run(struct supervisor *sup)
     event_free(sup->kill_timer);
     event_free(sup->sweep_timer);
     event_base_free(sup->base);
-    close(sup->life_pipe[0]);
-    close(sup->life_pipe[1]);
     return sup->exit_code;
 }
 

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "jsonscan.h"
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 /* MJ envelope codes (docs/upstreams.md has the full table). */
@@ -651,6 +652,21 @@ struct list_request {
 
 static void schedule_probe(struct upstream *up);
 
+/* A poll's answer as a metrics outcome. */
+static enum metrics_outcome fetch_outcome(const struct task_result *r)
+{
+    switch (r->verdict) {
+    case TASK_RETRY:
+        return METRICS_OUT_RETRY;
+    case TASK_PERMANENT:
+        return METRICS_OUT_REFUSED;
+    case TASK_NOT_FOUND:
+        return METRICS_OUT_NOT_FOUND;
+    default:
+        return METRICS_OUT_OK;
+    }
+}
+
 /* Feeds one answer's signal to the account's health. */
 static void report(struct account *a, enum health_signal sig,
                    const char *reason)
@@ -673,6 +689,9 @@ static void on_probe_done(const struct http_response *resp, void *arg)
 
     a->probe = NULL;
     upstream_classify_fetch(resp, PROBE_TASK_ID, &r);
+    metrics_upstream(a->index, METRICS_EP_PROBE,
+                     r.signal == HEALTH_SIG_OK ? METRICS_OUT_OK
+                                               : METRICS_OUT_RETRY);
     c = health_probe_done(&a->health, &a->up->hp, r.signal, r.reason,
                           clock_mono_ms());
     log_debug("upstream %s: probe answered: %s", a->cfg->name,
@@ -908,6 +927,11 @@ static void on_submit_done(const struct http_response *resp, void *arg)
 
     upstream_classify_submit(resp, c->action, &r);
     report(c->acct, r.signal, r.reason);
+    metrics_upstream(c->acct->index, METRICS_EP_SUBMIT,
+                     r.verdict == SUBMIT_RETRY       ? METRICS_OUT_RETRY
+                     : r.verdict == SUBMIT_REROUTE   ? METRICS_OUT_REFUSED
+                     : r.verdict == SUBMIT_PERMANENT ? METRICS_OUT_REFUSED
+                                                     : METRICS_OUT_OK);
     c->submit_cb(&r, c->ctx);
     free(c);
 }
@@ -942,6 +966,7 @@ static void on_fetch_done(const struct http_response *resp, void *arg)
 
     upstream_classify_fetch(resp, c->task_id, &r);
     report(c->acct, r.signal, r.reason);
+    metrics_upstream(c->acct->index, METRICS_EP_FETCH, fetch_outcome(&r));
     c->fetch_cb(&r, c->ctx);
     free(c);
 }
@@ -1062,6 +1087,7 @@ static void on_list_done(const struct http_response *resp, void *arg)
                      "polling task by task",
                      a->cfg->name, resp->status);
         a->batch_unsupported = 1;
+        metrics_upstream(a->index, METRICS_EP_LIST, METRICS_OUT_NOT_FOUND);
         for (size_t i = 0; i < n; i++) {
             struct upstream_call *c = calls[i];
 
@@ -1085,10 +1111,16 @@ static void on_list_done(const struct http_response *resp, void *arg)
 
         /* One health report per request, not per task. */
         memset(&probe, 0, sizeof(probe));
-        if (classify_trouble(resp, &probe))
+        if (classify_trouble(resp, &probe)) {
             report(a, probe.signal, probe.reason);
-        else if (resp->status == 200)
-            report(a, HEALTH_SIG_OK, NULL);
+            metrics_upstream(a->index, METRICS_EP_LIST, METRICS_OUT_RETRY);
+        } else {
+            if (resp->status == 200)
+                report(a, HEALTH_SIG_OK, NULL);
+            metrics_upstream(a->index, METRICS_EP_LIST,
+                             resp->status == 200 ? METRICS_OUT_OK
+                                                 : METRICS_OUT_RETRY);
+        }
         for (size_t i = 0; i < n; i++)
             free(calls[i]);
     }

@@ -1,7 +1,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -21,6 +20,8 @@
 #include "job.h"
 #include "jsonscan.h"
 #include "log.h"
+#include "metrics.h"
+#include "report.h"
 #include "store.h"
 #include "upstream.h"
 #include "xmalloc.h"
@@ -124,7 +125,8 @@ struct worker {
 
     struct event *sigterm, *sigint, *sighup, *sigpipe;
     struct event *heartbeat, *drain_timer, *take_timer;
-    struct event *parent; /* EOF on the supervisor's life pipe */
+    struct report *report; /* channel to the supervisor, NULL when alone */
+    uint64_t flushed[METRICS_STATUS_COUNT]; /* finished counts in Redis */
 
     /* Queues whose jobs found no upstream room take little or nothing
      * for a while (see pause_queue): per queue, the most payloads one
@@ -323,15 +325,45 @@ static void on_listed(int rc, struct store_item *items, size_t n, void *arg)
     take_more(w);
 }
 
+/* Adds the results written since the last flush to the per-minute counts
+ * of `mjq status` (<prefix>stats:finished:<minute>); kept for later while
+ * Redis is away. */
+static void flush_finished(struct worker *w)
+{
+    const char *names[METRICS_STATUS_COUNT];
+    unsigned long long delta[METRICS_STATUS_COUNT];
+    int any = 0;
+
+    for (int i = 0; i < METRICS_STATUS_COUNT; i++) {
+        names[i] = metrics_status_name((enum metrics_status)i);
+        delta[i] = metrics_finished((enum metrics_status)i) - w->flushed[i];
+        any |= delta[i] != 0;
+    }
+    if (!any || store_stats_finished(w->store, clock_wall_ms() / 60000, names,
+                                     delta, METRICS_STATUS_COUNT) != 0)
+        return;
+    for (int i = 0; i < METRICS_STATUS_COUNT; i++)
+        w->flushed[i] += delta[i];
+}
+
+/* Once a second: statistics to Redis, counters to the supervisor. */
+static void report_tick(struct worker *w)
+{
+    flush_finished(w);
+    metrics_set_in_flight(w->njobs);
+    report_send(w->report);
+}
+
 /* While jobs are in flight, look at the queues now and then even if no
  * job finished: a blocking move is only armed with room for one job per
- * queue. While a blocking move is armed it does nothing. */
+ * queue. While a blocking move is armed it does nothing. Also reports. */
 static void on_take_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
 
     (void)fd;
     (void)what;
+    report_tick(w);
     if (!store_waiting(w->store))
         take_more(w);
 }
@@ -529,6 +561,7 @@ static void start_job(struct worker *w, struct store_item *item)
         if (err.reply_to[0] != '\0')
             job->spec.reply_to = xstrdup(err.reply_to);
         job->result.dead = 1;
+        metrics_job_taken();
         finish(job, "INVALID", reason);
         return;
     }
@@ -572,8 +605,13 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         const char *fields[] = {"queue", job->w->cfg->queues[job->queue],
                                 "action", job_action_name(job->spec.action)};
 
+        /* Counted once per worker that runs it: a job that found no
+         * upstream room and went back to its queue was not taken. */
         job->announced = 1;
         job_event(job, "taken", fields, 2);
+        metrics_job_taken();
+        if (job->spec.enqueued_ms > 0)
+            metrics_queue_wait(clock_wall_ms() - job->spec.enqueued_ms);
     }
     /* "mine" on a first claim: another copy of this id running here is a
      * duplicate; with no such copy the record is ours from before (a take
@@ -610,6 +648,7 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
                                     count,  "task_id",   job->task_id};
 
             snprintf(count, sizeof(count), "%ld", recoveries);
+            metrics_recovered();
             job_event(job, "recovered", fields, job->task_id[0] ? 3 : 2);
             log_job_warn(job->spec.id, job->task_id[0] ? job->task_id : NULL,
                          "recovered from dead worker %s (%ld time%s)",
@@ -741,6 +780,8 @@ static void retry_later(struct job *job, const char *reason,
         delay = floor_ms;
     job->attempts++;
     snprintf(job->last_error, sizeof(job->last_error), "%s", reason);
+    metrics_retry(job->phase == PHASE_RETRY_WAIT ? METRICS_RETRY_SUBMIT
+                                                 : METRICS_RETRY_POLL);
     snprintf(delay_s, sizeof(delay_s), "%ld", delay);
     job_event(job, "retry", fields, 2);
     log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
@@ -1126,6 +1167,12 @@ static void on_finished(int rc, void *arg)
         return;
     }
     w->finished++;
+    {
+        enum metrics_status st;
+
+        if (metrics_status_parse(job->result.status, &st) == 0)
+            metrics_job_finished(st, job->result.finished_ms - job->started_ms);
+    }
     log_job_debug(job->spec.id, job->task_id[0] ? job->task_id : NULL, "%s",
                   job->result.status);
     if (job->leases[0] != '\0')
@@ -1146,6 +1193,8 @@ static void on_handed_back(int rc, void *arg)
         stall(job, PHASE_HANDBACK, rc);
         return;
     }
+    if (job->announced)
+        metrics_job_handed_back(); /* not a job that found no room */
     if (w->draining)
         log_job_info(job->spec.id, job->task_id[0] ? job->task_id : NULL,
                      "handed back for another worker to resume");
@@ -1349,6 +1398,8 @@ static void on_store_up(void *arg)
         snprintf(pid, sizeof(pid), "%ld", (long)getpid());
         store_event(w->store, "worker_started", NULL, fields, 1);
         w->announced = 1;
+    } else {
+        metrics_redis_reconnected();
     }
     store_publish_accounts(w->store);
     send_heartbeat(w);
@@ -1394,6 +1445,7 @@ static void maybe_exit(struct worker *w)
 {
     if (w->draining && w->njobs == 0 && !w->retiring) {
         w->retiring = 1;
+        flush_finished(w); /* before the heartbeat's removal */
         store_retire(w->store, on_retired, w);
     }
 }
@@ -1454,41 +1506,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     drain(w);
 }
 
-/* The supervisor holds the write end of a pipe whose read end we
- * inherited: EOF means it died, and a worker must not outlive it. */
-static void on_parent(evutil_socket_t fd, short what, void *arg)
+/* Our supervisor died (EOF on its channel, report.h): a worker must not
+ * outlive it. */
+static void on_parent_gone(void *arg)
 {
     struct worker *w = arg;
-    char buf[64];
-    ssize_t n = read(fd, buf, sizeof(buf));
 
-    (void)what;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    event_del(w->parent);
     if (!w->draining) {
         log_warn("supervisor gone: draining");
         w->stop_reason = "supervisor exited";
         drain(w);
     }
-}
-
-static void watch_parent(struct worker *w)
-{
-    const char *env = getenv("MJQ_PARENT_FD");
-    char *end;
-    long fd;
-
-    if (env == NULL)
-        return;
-    errno = 0;
-    fd = strtol(env, &end, 10);
-    unsetenv("MJQ_PARENT_FD");
-    if (errno != 0 || *end != '\0' || fd < 0 || fd > 65535)
-        return;
-    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-    w->parent = event_new(w->base, (int)fd, EV_READ | EV_PERSIST, on_parent, w);
-    event_add(w->parent, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1511,6 +1539,7 @@ static void make_worker_id(char *buf, size_t len)
              (unsigned)(backoff_random() * 65536));
 }
 
+/* Until multi-account support, one upstream account (metrics.h). */
 static int run(struct config *cfg)
 {
     struct worker w;
@@ -1522,6 +1551,7 @@ static int run(struct config *cfg)
     w.cfg = cfg;
     make_worker_id(w.id, sizeof(w.id));
     log_setup(cfg->log_level, cfg->log_format, w.id);
+    log_set_worker(w.id);
     w.base = event_base_new();
     if (w.base == NULL) {
         log_error("cannot create the event loop");
@@ -1553,7 +1583,14 @@ static int run(struct config *cfg)
     w.full_streak = xcalloc(cfg->nqueues, sizeof(*w.full_streak));
     for (size_t q = 0; q < cfg->nqueues; q++)
         w.caps[q] = UINT_MAX;
-    watch_parent(&w);
+    {
+        const char *names[MJQ_MAX_ACCOUNTS];
+
+        for (size_t i = 0; i < cfg->naccounts; i++)
+            names[i] = cfg->accounts[i].name;
+        metrics_set_accounts(names, cfg->naccounts);
+    }
+    w.report = report_open(w.base, on_parent_gone, &w);
 
     log_info("worker started: concurrency %d, queues %zu, upstream %s",
              cfg->concurrency, cfg->nqueues, cfg->accounts[0].base_url);
@@ -1561,6 +1598,10 @@ static int run(struct config *cfg)
     event_base_dispatch(w.base);
 
     log_info("worker stopped: %llu jobs finished", w.finished);
+    /* The final counters, so the supervisor's totals miss nothing. */
+    metrics_set_in_flight(w.njobs);
+    report_send(w.report);
+    report_free(w.report);
     /* Free the store first: its pending callbacks still see live jobs. */
     store_free(w.store);
     w.store = NULL;
@@ -1577,8 +1618,6 @@ static int run(struct config *cfg)
     event_free(w.unpause);
     free(w.caps);
     free(w.full_streak);
-    if (w.parent != NULL)
-        event_free(w.parent);
     event_base_free(w.base);
     return w.exit_code;
 }

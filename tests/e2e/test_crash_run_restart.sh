@@ -4,7 +4,7 @@
 # 200 jobs are being polled: it exits 0 within 15 s, its workers hand the
 # jobs back, and a new `mjq run` finishes every one with exactly one
 # SUCCESS result and one accepted submit. Then SIGKILL of the supervisor
-# with 200 more jobs polling: its workers see the life pipe close and exit
+# with 200 more jobs polling: its workers see their channel to it close and exit
 # on their own within 12 s; a new `mjq run` finishes those jobs too (handed
 # back by the drain, or returned by the sweep once the dead workers'
 # heartbeats expired), with the same invariant.

@@ -30,7 +30,11 @@ enq --action imagine --prompt "a red fox" --mode fast --timeout-s 120 \
 assert_eq "$st" 0 "imagine exit status ($(err))"
 assert_eq "$(out)" j1 "printed id"
 assert_eq "$(rcli LLEN $Q)" 1 "one job pushed"
-assert_eq "$(newest)" '{"id":"j1","action":"imagine","body":{"prompt":"a red fox"},"mode":"fast","timeout_s":120,"meta":{"user":42,"tags":["a"]},"reply_to":"r1"}' \
+# enqueued_ms (for the queue wait metric) is the push time: checked apart.
+t_enq=$(newest | jq -r .enqueued_ms)
+[[ $t_enq =~ ^[0-9]{13}$ ]] && [ $(($(now_ms) - t_enq)) -lt 60000 ] ||
+    fail "enqueued_ms '$t_enq' is not a recent unix ms"
+assert_eq "$(newest | jq -c 'del(.enqueued_ms)')" '{"id":"j1","action":"imagine","body":{"prompt":"a red fox"},"mode":"fast","timeout_s":120,"meta":{"user":42,"tags":["a"]},"reply_to":"r1"}' \
     "imagine payload"
 pass "flags -> job"
 
@@ -38,7 +42,8 @@ enq --action imagine --prompt p
 assert_eq "$st" 0 "generated id ($(err))"
 [[ $(out) =~ ^job-[0-9]{13}-[0-9a-f]{16}$ ]] || fail "generated id '$(out)'"
 assert_eq "$(newest | jq -r .id)" "$(out)" "generated id is the job's"
-assert_eq "$(newest | jq -c 'keys')" '["action","body","id"]' "no extras"
+assert_eq "$(newest | jq -c 'keys')" '["action","body","enqueued_ms","id"]' \
+    "no extras"
 pass "generated id"
 
 enq --action action --task-id T1 --custom-id 'MJ::JOB::upsample::1::abc' \

@@ -1324,6 +1324,7 @@ static void test_dump(void **state)
                            "events.maxlen = 100000\n"
                            "supervisor.workers = 1\n"
                            "supervisor.sweep_interval_ms = 2000\n"
+                           "admin.listen = (none)\n"
                            "log.level = info\n"
                            "log.format = text\n");
     free(d);

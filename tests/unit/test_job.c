@@ -462,6 +462,42 @@ static void test_timeout_accepted(void **state)
     }
 }
 
+/* enqueued_ms is optional and only feeds a metric: a usable number is
+ * kept, anything else is ignored, never INVALID. */
+static void test_enqueued_ms(void **state)
+{
+    static const struct {
+        const char *text;
+        long long want;
+    } cases[] = {
+        {"1795608947053", 1795608947053LL},
+        {"1795608947053.9", 1795608947053LL},
+        {"-5", 0},
+        {"0", 0},
+        {"\"1795608947053\"", 0},
+        {"null", 0},
+        {"true", 0},
+        {"{}", 0},
+        {"1e300", 0},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char payload[256];
+        struct job_spec spec;
+        struct job_error err;
+
+        snprintf(payload, sizeof(payload),
+                 "{\"id\":\"j\",\"action\":\"imagine\",\"body\":{},"
+                 "\"enqueued_ms\":%s}",
+                 cases[i].text);
+        if (parse(payload, &spec, &err) != 0)
+            fail_msg("enqueued_ms %s rejected: %s", cases[i].text, err.reason);
+        assert_int_equal(spec.enqueued_ms, cases[i].want);
+        job_spec_clear(&spec);
+    }
+}
+
 static void test_reply_to_invalid(void **state)
 {
     (void)state;
@@ -845,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_mode_invalid),
         cmocka_unit_test(test_timeout_rejected),
         cmocka_unit_test(test_timeout_accepted),
+        cmocka_unit_test(test_enqueued_ms),
         cmocka_unit_test(test_reply_to_invalid),
         cmocka_unit_test(test_error_salvages_id_and_action),
         cmocka_unit_test(test_oversized_and_broken_salvage_id_reply_to),
