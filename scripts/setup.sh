@@ -13,6 +13,7 @@ packages=(
     redis-server redis-tools           # tests start private redis-servers
     curl jq procps iproute2            # e2e harness: curl, jq, pgrep, ss
     valgrind clang-format              # memory and style checks
+    yamllint yq                        # deployment checks (tests/deploy)
 )
 
 missing=()
