@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "keys.h"
+#include "xmalloc.h"
 
 /*
  * `mjq events`: the events stream (<prefix>events, docs/contract.md
@@ -235,10 +236,7 @@ static int parse_types(const char *list, struct filter *f)
                     MAX_TYPES);
             return -EX_USAGE;
         }
-        f->types[f->ntypes] = calloc(1, n + 1);
-        if (f->types[f->ntypes] == NULL)
-            abort();
-        memcpy(f->types[f->ntypes++], p, n);
+        f->types[f->ntypes++] = xstrndup(p, n);
         p += n;
         if (*p == ',' && *++p == '\0') {
             fprintf(stderr, PROG ": --type: empty name after ','\n");
@@ -439,9 +437,7 @@ static int print_last(struct reader *rd, long long count)
             rc = -EX_UNAVAILABLE;
             break;
         }
-        pages = realloc(pages, (npages + 1) * sizeof(*pages));
-        if (pages == NULL)
-            abort();
+        pages = xrealloc(pages, (npages + 1) * sizeof(*pages));
         pages[npages++] = r;
         more = r->type == REDIS_REPLY_ARRAY && r->elements == PAGE;
         for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements &&
@@ -455,9 +451,7 @@ static int print_last(struct reader *rd, long long count)
             snprintf(end, sizeof(end), "(%s", e->element[0]->str);
             if (!matches(rd->filter, e->element[1]))
                 continue;
-            hits = realloc(hits, (nhits + 1) * sizeof(*hits));
-            if (hits == NULL)
-                abort();
+            hits = xrealloc(hits, (nhits + 1) * sizeof(*hits));
             hits[nhits++] = e;
         }
     }

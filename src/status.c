@@ -18,6 +18,7 @@
 #include "job.h"
 #include "jsonscan.h"
 #include "keys.h"
+#include "xmalloc.h"
 
 /*
  * `mjq status`: one look at a deployment, read from Redis. Everything is
@@ -335,12 +336,10 @@ static int cmp_str(const void *a, const void *b)
 /* The keys of obj, sorted: a new array of borrowed strings (free it). */
 static const char **sorted_keys(json_t *obj, size_t *n)
 {
-    const char **keys = calloc(json_object_size(obj) + 1, sizeof(*keys));
+    const char **keys = xcalloc(json_object_size(obj) + 1, sizeof(*keys));
     const char *k;
     json_t *v;
 
-    if (keys == NULL)
-        abort();
     *n = 0;
     json_object_foreach(obj, k, v)
     {
