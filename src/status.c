@@ -616,29 +616,44 @@ static int add_account(struct status *st, json_t *accounts, const char *name,
 /* <prefix>accounts (name -> JSON), each with its leases; null if none. */
 static int collect_accounts(struct status *st, json_t *doc)
 {
+    json_t *accounts, *by_name = json_object();
+    const char **names;
     char key[KEYS_MAX];
     redisReply *r;
-    json_t *accounts;
+    size_t n;
     int rc = 0;
 
     if (key_of(key, sizeof(key), st->cfg->prefix, "accounts") != 0)
-        return 0;
-    r = cmd(st, "HGETALL", "HGETALL %s", key);
-    if (r == NULL)
+        r = NULL;
+    else
+        r = cmd(st, "HGETALL", "HGETALL %s", key);
+    if (r == NULL) {
+        json_decref(by_name);
         return -EX_UNAVAILABLE;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         json_object_set_new(doc, "accounts", json_null());
+        json_decref(by_name);
         freeReplyObject(r);
         return 0;
     }
     accounts = json_array();
     json_object_set_new(doc, "accounts", accounts);
-    for (size_t i = 0; i + 1 < r->elements && rc == 0; i += 2) {
+    /* HGETALL's order is the hash's: show them sorted by name. */
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
         if (r->element[i]->type == REDIS_REPLY_STRING &&
             r->element[i + 1]->type == REDIS_REPLY_STRING)
-            rc = add_account(st, accounts, r->element[i]->str,
-                             r->element[i + 1]);
+            json_object_set_new(by_name, r->element[i]->str,
+                                json_integer((json_int_t)i + 1));
     }
+    names = sorted_keys(by_name, &n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_int_t v = json_integer_value(json_object_get(by_name, names[i]));
+
+        rc = add_account(st, accounts, names[i], r->element[v]);
+    }
+    free(names);
+    json_decref(by_name);
     freeReplyObject(r);
     return rc;
 }
