@@ -331,6 +331,17 @@ listed=$(jq -r '.resources[]' "$TMP/kustomization.json" | sort)
 present=$(cd "$K" && ls -- *.yaml | grep -vx -e kustomization.yaml -e '.*\.example\.yaml' | sort)
 [ "$listed" = "$present" ] && ok "kustomization lists every manifest" ||
     problem "kustomization resources [$(xargs <<<"$listed")] != manifests [$(xargs <<<"$present")]"
+# kustomize itself, where kubectl is installed (it is no Debian package).
+if command -v kubectl >/dev/null 2>&1; then
+    if timeout 60 kubectl kustomize "$K" >"$TMP/kustomized.yaml" 2>"$TMP/kustomize.err" &&
+        [ "$(grep -c '^kind:' "$TMP/kustomized.yaml")" = "$(wc -l <<<"$listed")" ]; then
+        ok "kubectl kustomize renders $(wc -l <<<"$listed") objects"
+    else
+        problem "kubectl kustomize docker/k8s: $(cat "$TMP/kustomize.err")"
+    fi
+else
+    echo "note: kubectl not installed: kustomize rendering not checked"
+fi
 
 [ "$(jq -r .spec.scaleTargetRef.name "$SO")" = "$(jq -r .metadata.name "$DEP")" ] ||
     problem "ScaledObject targets $(jq -r .spec.scaleTargetRef.name "$SO")"
