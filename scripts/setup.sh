@@ -14,6 +14,7 @@ packages=(
     curl jq procps iproute2            # e2e harness: curl, jq, pgrep, ss
     prometheus                         # promtool checks /metrics (e2e)
     valgrind clang-format              # memory and style checks
+    yamllint yq                        # deployment checks (tests/deploy)
 )
 
 missing=()

@@ -1,8 +1,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config_cmd.h"
 #include "enqueue.h"
+#include "events.h"
+#include "healthcheck.h"
 #include "sim/sim.h"
+#include "status.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -22,6 +26,11 @@ static const struct command commands[] = {
     {"worker", worker_main, "one worker process (what `run` starts)"},
     {"enqueue", enqueue_main, "push a job onto a queue, optionally wait"},
     {"sim", sim_main, "MJ API simulator for demos, tests and benchmarks"},
+    {"status", status_main,
+     "queues, workers, results and accounts, from Redis"},
+    {"events", events_main, "print the events stream, or follow it"},
+    {"config", config_cmd_main, "validate and print the effective config"},
+    {"health", healthcheck_main, "GET the health endpoint (container checks)"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,198 @@
+#include "healthcheck.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <curl/curl.h>
+
+/*
+ * `mjq health [URL]`: the HEALTHCHECK of the container image. mjq links
+ * libcurl already, so the image needs no curl or wget (fewer packages,
+ * fewer CVEs to patch) for one GET. A short-lived CLI: the easy interface.
+ */
+
+#define DEFAULT_LISTEN    "127.0.0.1:9187"
+#define DEFAULT_TIMEOUT_S 5
+#define BODY_KEEP         200 /* bytes of a failing answer shown */
+
+struct body {
+    char text[BODY_KEEP + 1];
+    size_t len;
+};
+
+/* WARNING: libcurl callback. Keeps the first bytes, swallows the rest. */
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+    struct body *b = ctx;
+    size_t len = size * n, room = BODY_KEEP - b->len;
+    size_t take = len < room ? len : room;
+
+    memcpy(b->text + b->len, data, take);
+    b->len += take;
+    b->text[b->len] = '\0';
+    return len;
+}
+
+int healthcheck_default_url(const char *listen, char *buf, size_t len)
+{
+    const char *colon, *host;
+    char *end;
+    long port;
+    int n, hlen;
+
+    if (listen == NULL)
+        listen = DEFAULT_LISTEN;
+    colon = strrchr(listen, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return -1;
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || port < 1 || port > 65535)
+        return -1;
+    host = listen;
+    hlen = (int)(colon - listen);
+    if (hlen == 0 || (hlen == 7 && strncmp(host, "0.0.0.0", 7) == 0) ||
+        (hlen == 1 && host[0] == '*')) {
+        host = "127.0.0.1";
+        hlen = 9;
+    } else if ((hlen == 2 && strncmp(host, "::", 2) == 0) ||
+               (hlen == 4 && strncmp(host, "[::]", 4) == 0)) {
+        host = "[::1]";
+        hlen = 5;
+    }
+    n = snprintf(buf, len, "http://%.*s:%ld/healthz", hlen, host, port);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mjq health [URL] [--timeout S]\n\n"
+            "GETs URL and succeeds on HTTP 2xx: the container HEALTHCHECK, "
+            "with no curl\nin the image. URL defaults to "
+            "http://<MJQ_HTTP_LISTEN>/healthz, a wildcard\nhost (0.0.0.0, "
+            "::, empty) replaced by loopback; MJQ_HTTP_LISTEN unset means\n"
+            "%s.\n\n"
+            "  --timeout S   whole request timeout in seconds (1..300, "
+            "default %d)\n\n"
+            "Exit codes: 0 HTTP 2xx, 1 any other status or no answer (the "
+            "reason on\nstderr), 64 usage.\n",
+            DEFAULT_LISTEN, DEFAULT_TIMEOUT_S);
+}
+
+/* Parses argv into *url and *timeout_s. Returns 0, 1 after --help, or
+ * -EX_USAGE. */
+static int parse_args(int argc, char **argv, const char **url, long *timeout_s)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        char *end;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--timeout=", 10) == 0)
+            value = arg + 10;
+        else if (strcmp(arg, "--timeout") == 0 && i + 1 < argc)
+            value = argv[++i];
+        if (value != NULL) {
+            errno = 0;
+            *timeout_s = strtol(value, &end, 10);
+            if (errno != 0 || end == value || *end != '\0' || *timeout_s < 1 ||
+                *timeout_s > 300) {
+                fprintf(stderr, "mjq health: --timeout: want 1..300 s\n");
+                return -EX_USAGE;
+            }
+            continue;
+        }
+        if (strncmp(arg, "-", 1) == 0 || *url != NULL) {
+            fprintf(stderr,
+                    "mjq health: unexpected argument '%s' (see "
+                    "--help)\n",
+                    arg);
+            return -EX_USAGE;
+        }
+        *url = arg;
+    }
+    if (*url != NULL && strncmp(*url, "http://", 7) != 0 &&
+        strncmp(*url, "https://", 8) != 0) {
+        fprintf(stderr, "mjq health: URL must start with http:// or "
+                        "https://\n");
+        return -EX_USAGE;
+    }
+    return 0;
+}
+
+/* One GET. Returns 0 on 2xx, else 1 after printing why. */
+static int check(const char *url, long timeout_s)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct body body = {.len = 0};
+    CURL *h = curl_easy_init();
+    long status = 0;
+    CURLcode res;
+
+    if (h == NULL) {
+        fprintf(stderr, "mjq health: cannot initialise libcurl\n");
+        return 1;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_s * 1000);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_s * 1000);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "mjq-health/" MJQ_VERSION);
+    res = curl_easy_perform(h);
+    if (res == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (res != CURLE_OK) {
+        fprintf(stderr, "mjq health: %s: %s\n", url,
+                errbuf[0] != '\0' ? errbuf : curl_easy_strerror(res));
+        return 1;
+    }
+    body.text[strcspn(body.text, "\r\n")] = '\0';
+    if (status < 200 || status > 299) {
+        fprintf(stderr, "mjq health: %s: HTTP %ld %s\n", url, status,
+                body.text);
+        return 1;
+    }
+    printf("%s: HTTP %ld\n", url, status);
+    return 0;
+}
+
+int healthcheck_main(int argc, char **argv)
+{
+    const char *url = NULL;
+    long timeout_s = DEFAULT_TIMEOUT_S;
+    char buf[512];
+    int rc = parse_args(argc, argv, &url, &timeout_s);
+
+    if (rc != 0)
+        return rc > 0 ? 0 : -rc;
+    if (url == NULL) {
+        const char *listen = getenv("MJQ_HTTP_LISTEN");
+
+        if (healthcheck_default_url(listen, buf, sizeof(buf)) != 0) {
+            fprintf(stderr,
+                    "mjq health: MJQ_HTTP_LISTEN '%s': want "
+                    "HOST:PORT\n",
+                    listen);
+            return EX_USAGE;
+        }
+        url = buf;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "mjq health: cannot initialise libcurl\n");
+        return 1;
+    }
+    rc = check(url, timeout_s);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# ctest-timeout: 60
+# `mjq health [URL]`, the container HEALTHCHECK: 0 on HTTP 2xx, 1 on any
+# other status or no answer, 64 on usage errors; the default URL comes
+# from MJQ_HTTP_LISTEN with a wildcard host replaced by loopback. The
+# simulator serves GET /healthz (200) and 404 elsewhere.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init
+start_sim
+
+health()
+{
+    st=0
+    "$MJQ_BIN" health "$@" >"$E2E_DIR/out" 2>"$E2E_DIR/err" || st=$?
+}
+err() { cat "$E2E_DIR/err"; }
+
+health "http://127.0.0.1:$SIM_PORT/healthz"
+assert_eq "$st" 0 "explicit URL ($(err))"
+assert_eq "$(cat "$E2E_DIR/out")" \
+    "http://127.0.0.1:$SIM_PORT/healthz: HTTP 200" "success line"
+MJQ_HTTP_LISTEN=0.0.0.0:$SIM_PORT health
+assert_eq "$st" 0 "default URL from MJQ_HTTP_LISTEN=0.0.0.0:PORT ($(err))"
+MJQ_HTTP_LISTEN=:$SIM_PORT health --timeout 2
+assert_eq "$st" 0 "MJQ_HTTP_LISTEN=:PORT ($(err))"
+MJQ_HTTP_LISTEN=127.0.0.1:$SIM_PORT health --timeout=3
+assert_eq "$st" 0 "MJQ_HTTP_LISTEN=127.0.0.1:PORT ($(err))"
+pass "2xx: exit 0"
+
+health "http://127.0.0.1:$SIM_PORT/nope"
+assert_eq "$st" 1 "404"
+grep -q "HTTP 404" "$E2E_DIR/err" || fail "404 reason: $(err)"
+port=$(free_port)
+MJQ_HTTP_LISTEN=0.0.0.0:$port health --timeout 2
+assert_eq "$st" 1 "nothing listening"
+grep -q "^mjq health: http://127.0.0.1:$port/healthz: " "$E2E_DIR/err" ||
+    fail "refused reason names the URL: $(err)"
+MJQ_HTTP_LISTEN="[::]:$port" health --timeout 2
+assert_eq "$st" 1 "nothing listening on [::1]"
+grep -q "^mjq health: http://\[::1\]:$port/healthz: " "$E2E_DIR/err" ||
+    fail "[::] becomes [::1]: $(err)"
+pass "non-2xx and no answer: exit 1"
+
+health ftp://127.0.0.1/
+assert_eq "$st" 64 "not http"
+health --timeout 0
+assert_eq "$st" 64 "--timeout 0"
+health a b
+assert_eq "$st" 64 "two URLs"
+MJQ_HTTP_LISTEN=nocolon health
+assert_eq "$st" 64 "bad MJQ_HTTP_LISTEN"
+health --help
+assert_eq "$st" 0 "--help"
+pass "usage: exit 64"
