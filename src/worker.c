@@ -857,11 +857,20 @@ static void on_submitted(const struct submit_result *r, void *arg)
 static void on_fetched(struct task_result *r, void *arg);
 static void on_cancel_flag(int rc, int set, void *arg);
 
-/* A poll delay, never below the account's minimum poll interval. */
+/*
+ * A poll delay, never below the account's minimum poll interval. libevent
+ * keeps time with the coarse monotonic clock, which lags by up to a
+ * scheduler tick, so a timer may fire that much early: the minimum gets
+ * a margin to stay a true minimum.
+ */
+#define COARSE_CLOCK_MARGIN_MS 10
+
 static long poll_floor(const struct job *job, long delay_ms)
 {
     long min = upstream_min_poll_ms(job->w->up, job->account);
 
+    if (min > 0)
+        min += COARSE_CLOCK_MARGIN_MS;
     return delay_ms > min ? delay_ms : min;
 }
 
