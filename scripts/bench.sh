@@ -5,11 +5,14 @@
 #       duration 0 and poll schedule 0, one worker process, concurrency 200;
 #   (b) capacity: 10000 jobs in flight at once in one worker process (sim
 #       duration 60 s, schedule 2000,4000,8000): peak RSS and CPU while
-#       holding them.
+#       holding them;
+#   (c) polling: 2000 jobs of 3 s each polled every 500 ms, task by task
+#       and then with batch_fetch (list-by-condition): HTTP requests per
+#       job, worker CPU.
 #
-# Usage: scripts/bench.sh [throughput|capacity|all]   (default: all)
+# Usage: scripts/bench.sh [throughput|capacity|polling|all]   (default: all)
 # Env:   BENCH_JOBS (20000), BENCH_CONCURRENCY (200), BENCH_INFLIGHT (10000),
-#        BENCH_HOLD_S (20), BENCH_BATCH (0: per-task fetch)
+#        BENCH_HOLD_S (20), BENCH_POLL_JOBS (2000)
 # It builds a Release binary in build-bench/ and binds only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -210,17 +213,62 @@ capacity() {
     wait "$w" 2>/dev/null || true
 }
 
+# One polling run: n jobs of 3 s, polled every 500 ms, batch on or off.
+polling_run() {
+    local batch=$1 n=$2 w t0 t1 c0 c1 got
+    start_redis
+    start_sim --duration-ms 3000
+    fill_queue "$n" poll
+    MJQ_REDIS_URL=redis://127.0.0.1:$rport/0 \
+        MJQ_API_BASE_URL=http://127.0.0.1:$sport MJQ_API_KEY=bench-key \
+        MJQ_CONCURRENCY=$n MJQ_POLL_SCHEDULE_MS=500 \
+        MJQ_API_BATCH_FETCH=$batch MJQ_API_BATCH_WINDOW_MS=200 \
+        MJQ_LOG_LEVEL=warn "$mjq" worker >"$dir/worker.log" 2>&1 &
+    w=$!
+    pids+=($w)
+    t0=$(now_ms)
+    c0=$(cpu_ticks "$w")
+    for _ in $(seq 3000); do
+        got=$(redis-cli -p "$rport" xlen mjq:results)
+        [ "$got" -ge "$n" ] && break
+        sleep 0.02
+    done
+    t1=$(now_ms)
+    c1=$(cpu_ticks "$w")
+    awk -v label="$([ "$batch" = true ] && echo "batch_fetch on" || echo "task by task")" \
+        -v n="$got" -v nsub="$(sim_stat submits)" -v fet="$(sim_stat fetches)" \
+        -v lists="$(sim_stat batch_fetches)" -v ticks=$((c1 - c0)) -v hz="$hz" \
+        -v ms=$((t1 - t0)) 'BEGIN {
+        printf "  %-16s %5d results, %.2f HTTP requests per job (%d submits, %d fetches, %d list-by-condition), worker CPU %.3f s per 1000 jobs, %.1f s\n",
+            label, n, (nsub + fet + lists) / n, nsub, fet, lists, (ticks / hz) / (n / 1000), ms / 1000
+    }'
+    kill "$w"
+    wait "$w" 2>/dev/null || true
+    kill "$sim_pid" 2>/dev/null || true
+    redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
+}
+
+polling() {
+    local n=${BENCH_POLL_JOBS:-2000}
+    echo
+    echo "(c) polling: $n jobs of 3 s in flight at once, poll schedule 500 ms"
+    polling_run false "$n"
+    polling_run true "$n"
+}
+
 echo "mjq benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 machine
 case $what in
 throughput) throughput ;;
 capacity) capacity ;;
+polling) polling ;;
 all)
     throughput
     capacity
+    polling
     ;;
 *)
-    echo "usage: scripts/bench.sh [throughput|capacity|all]" >&2
+    echo "usage: scripts/bench.sh [throughput|capacity|polling|all]" >&2
     exit 64
     ;;
 esac

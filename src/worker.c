@@ -78,7 +78,8 @@ struct job {
     char task_id[64];     /* upstream task id, "" until accepted */
     int task_unrecorded;  /* task_id not yet confirmed in Redis */
     int account;          /* upstream account (index), -1 until chosen */
-    char leases[300];     /* lease keys held in Redis, "|"-separated */
+    char *leases;         /* lease keys held in Redis, "|"-separated, or
+                           * NULL: most jobs have none, so not inline */
 
     int64_t started_ms;   /* first take, epoch ms (for the result) */
     int64_t deadline;     /* monotonic ms */
@@ -86,7 +87,7 @@ struct job {
     long polls;           /* fetch requests sent, all owners */
     unsigned attempts;    /* consecutive transient answers (backoff) */
     unsigned failures;    /* of those, submits that failed (not limits) */
-    char last_error[200]; /* the last transient answer, for TIMEOUT */
+    char last_error[160]; /* the last transient answer, for TIMEOUT */
     unsigned stalls;      /* Redis refusals of this job's writes */
     unsigned poll_index;  /* position in the poll schedule */
     int seen;             /* upstream has shown the task at least once */
@@ -99,9 +100,9 @@ struct job {
 
     /* The result, kept until Redis has it (see finish()). */
     struct store_result result;
-    char *result_text[4]; /* owned strings inside result */
-    size_t task_cap;      /* bytes allocated for result_text[0] */
-    char fail_reason[600];
+    char *result_text[4];    /* owned strings inside result */
+    size_t task_cap;         /* bytes allocated for result_text[0] */
+    char *fail_reason;       /* set by finish() */
     char invalid_action[16]; /* INVALID: the action, if readable */
     enum phase stalled_in;   /* what to redo when PHASE_STALLED */
 };
@@ -215,6 +216,8 @@ static void job_free(struct job *job)
     for (size_t i = 0; i < sizeof(job->result_text) / sizeof(char *); i++)
         free(job->result_text[i]);
     free(job->payload);
+    free(job->leases);
+    free(job->fail_reason);
     free(job);
 }
 
@@ -506,7 +509,8 @@ static void adopt_account(struct job *job, const struct store_claim_info *info)
 {
     struct upstream *up = job->w->up;
 
-    snprintf(job->leases, sizeof(job->leases), "%s", info->leases);
+    free(job->leases);
+    job->leases = info->leases[0] != '\0' ? xstrdup(info->leases) : NULL;
     job->account =
         info->account[0] ? upstream_find_account(up, info->account) : -1;
     if (job->account >= 0 || job->task_id[0] == '\0')
@@ -1122,8 +1126,8 @@ static void finish(struct job *job, const char *status, const char *reason)
     upstream_cancel(job->call);
     job->call = NULL;
     if (status != NULL) {
-        snprintf(job->fail_reason, sizeof(job->fail_reason), "%s",
-                 reason != NULL ? reason : "");
+        free(job->fail_reason);
+        job->fail_reason = xstrdup(reason != NULL ? reason : "");
         r->id = job->spec.id;
         r->status = status;
         if (job->spec.action != ACTION_COUNT)
@@ -1184,7 +1188,7 @@ static void on_finished(int rc, void *arg)
     }
     log_job_debug(job->spec.id, job->task_id[0] ? job->task_id : NULL, "%s",
                   job->result.status);
-    if (job->leases[0] != '\0')
+    if (job->leases != NULL)
         unpause_all(w); /* its capacity is free again */
     job_free(job);
     take_more(w);
