@@ -198,3 +198,20 @@ void cli_format_ms(int64_t ms, char *buf, size_t len)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(ms % 1000));
 }
+
+json_t *cli_entry_object(const redisReply *kv)
+{
+    json_t *obj = json_object();
+
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
+        json_t *s;
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        s = json_stringn(v->str, v->len);
+        json_object_set_new(obj, k->str,
+                            s != NULL ? s : json_string("(not UTF-8)"));
+    }
+    return obj;
+}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "config.h"
 
@@ -61,6 +62,13 @@ redisReply *cli_checked(const char *prog, redisContext *c, void *reply,
  * without credentials, for messages and headers.
  */
 void cli_redis_where(const struct config *cfg, char *buf, size_t len);
+
+/*
+ * A stream entry's field/value array (the second element of an XRANGE or
+ * XREAD entry) as a new JSON object of strings; a value that is not UTF-8
+ * shows as "(not UTF-8)". Returns a new reference.
+ */
+json_t *cli_entry_object(const redisReply *kv);
 
 /* Formats unix epoch ms as "2026-11-29T18:00:05.123Z" (UTC) into buf. */
 void cli_format_ms(int64_t ms, char *buf, size_t len);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "clock.h"
+#include "cli.h"
 #include "config.h"
 #include "job.h"
 #include "keys.h"
@@ -675,72 +676,15 @@ static int validate(const struct opts *o, long max_bytes, struct payload *p)
 
 /* --- Redis --------------------------------------------------------------- */
 
-/*
- * Checks a reply: returns it, or NULL after printing why (connection
- * error or error reply) and freeing it.
- */
+/* cli.c's checks and connection, with this command's name. */
 static redisReply *checked(redisContext *c, void *reply, const char *what)
 {
-    redisReply *r = reply;
-
-    if (r == NULL) {
-        fprintf(stderr, "mjq enqueue: redis %s: %s\n", what, c->errstr);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "mjq enqueue: redis %s: %s\n", what, r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
+    return cli_checked("mjq enqueue", c, reply, what);
 }
 
-/* Connects, authenticates and selects the database. NULL on failure. */
 static redisContext *redis_open(const struct config *cfg)
 {
-    struct timeval tv = {REDIS_TIMEOUT_S, 0};
-    redisContext *c;
-    redisReply *r;
-    char where[300];
-
-    if (cfg->redis_unix_path != NULL) {
-        snprintf(where, sizeof(where), "%s", cfg->redis_unix_path);
-        c = redisConnectUnixWithTimeout(cfg->redis_unix_path, tv);
-    } else {
-        snprintf(where, sizeof(where), "%s:%d", cfg->redis_host,
-                 cfg->redis_port);
-        c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    }
-    if (c == NULL || c->err) {
-        fprintf(stderr, "mjq enqueue: redis %s: %s\n", where,
-                c != NULL ? c->errstr : "out of memory");
-        goto fail;
-    }
-    if (redisSetTimeout(c, tv) != REDIS_OK)
-        goto fail;
-    /* The password is an argument, never part of a format or message. */
-    if (cfg->redis_password != NULL) {
-        r = checked(c,
-                    cfg->redis_username != NULL
-                        ? redisCommand(c, "AUTH %s %s", cfg->redis_username,
-                                       cfg->redis_password)
-                        : redisCommand(c, "AUTH %s", cfg->redis_password),
-                    "AUTH");
-        if (r == NULL)
-            goto fail;
-        freeReplyObject(r);
-    }
-    if (cfg->redis_db != 0) {
-        r = checked(c, redisCommand(c, "SELECT %d", cfg->redis_db), "SELECT");
-        if (r == NULL)
-            goto fail;
-        freeReplyObject(r);
-    }
-    return c;
-fail:
-    if (c != NULL)
-        redisFree(c);
-    return NULL;
+    return cli_redis_open("mjq enqueue", cfg, REDIS_TIMEOUT_S);
 }
 
 /* The id of the stream's newest entry, or "0-0". Returns 0 or -EX_*. */
@@ -770,24 +714,6 @@ static const char *field(const json_t *obj, const char *key)
     return s != NULL ? s : "";
 }
 
-/* A stream entry's field/value array as a new JSON object of strings. */
-static json_t *entry_object(const redisReply *kv)
-{
-    json_t *obj = json_object();
-
-    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-        json_t *s;
-
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        s = json_stringn(v->str, v->len);
-        json_object_set_new(obj, k->str,
-                            s != NULL ? s : json_string("(not UTF-8)"));
-    }
-    return obj;
-}
-
 /*
  * Looks through one XREAD reply for the first entry whose "id" field is
  * id, advancing last (the id to read after). Returns a new object or NULL.
@@ -812,7 +738,7 @@ static json_t *find_result(const redisReply *r, const char *id, char *last,
         kv = e->element[1];
         if (kv->type != REDIS_REPLY_ARRAY)
             continue;
-        obj = entry_object(kv);
+        obj = cli_entry_object(kv);
         if (strcmp(field(obj, "id"), id) == 0)
             return obj;
         json_decref(obj);

@@ -357,20 +357,9 @@ static void print_line(const redisReply *e)
 
 static void print_json(const redisReply *e)
 {
-    const redisReply *kv = e->element[1];
-    json_t *o = json_object();
+    json_t *o = cli_entry_object(e->element[1]);
 
     json_object_set_new(o, "stream_id", json_string(e->element[0]->str));
-    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-        json_t *s;
-
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        s = json_stringn(v->str, v->len);
-        json_object_set_new(o, k->str,
-                            s != NULL ? s : json_string("(not UTF-8)"));
-    }
     json_dumpf(o, stdout, JSON_COMPACT);
     putchar('\n');
     json_decref(o);

@@ -527,6 +527,9 @@ static void test_submit_transport_maybe_delivered(void **state)
     upstream_classify_submit(&resp, ACTION_IMAGINE, &r);
     assert_verdict(r, SUBMIT_RETRY);
     assert_int_equal(r.maybe_accepted, 1);
+    /* A failure of the account (its breaker counts it), not a limit. */
+    assert_int_equal(r.limited, 0);
+    assert_int_equal(r.signal, HEALTH_SIG_TRANSIENT);
 }
 
 static void test_submit_garbled_200_retry(void **state)
@@ -1109,20 +1112,6 @@ static void test_submit_rows_account_signal(void **state)
     }
 }
 
-static void test_submit_transport_is_transient(void **state)
-{
-    struct http_response resp = response(0, "");
-    struct submit_result r;
-    (void)state;
-
-    resp.transport_error = CURLE_OPERATION_TIMEDOUT;
-    resp.error = "Operation timed out after 30000 milliseconds";
-    upstream_classify_submit(&resp, ACTION_IMAGINE, &r);
-    assert_verdict(r, SUBMIT_RETRY);
-    assert_int_equal(r.limited, 0);
-    assert_int_equal(r.signal, HEALTH_SIG_TRANSIENT);
-}
-
 static void test_fetch_signals(void **state)
 {
     char task[512];
@@ -1233,7 +1222,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit_rows_account_signal),
-        cmocka_unit_test(test_submit_transport_is_transient),
         cmocka_unit_test(test_fetch_signals),
         cmocka_unit_test(test_list_matches_by_id),
         cmocka_unit_test(test_list_failures),
