@@ -42,8 +42,13 @@ enum {
     V_DUR,
     V_DUR_SUM = V_DUR + NDUR + 1,
     V_UPSTREAM, /* [account][endpoint][outcome] */
-    V_COUNT = V_UPSTREAM +
-              METRICS_MAX_ACCOUNTS * METRICS_EP_COUNT * METRICS_OUT_COUNT,
+    /* Gauges per account: 1 while this worker sees it out of rotation or
+     * its breaker open; summed, the workers that see it so. */
+    V_ACCOUNT_DOWN = V_UPSTREAM + METRICS_MAX_ACCOUNTS * METRICS_EP_COUNT *
+                                      METRICS_OUT_COUNT,
+    V_ACCOUNT_CHANGES = V_ACCOUNT_DOWN + METRICS_MAX_ACCOUNTS, /* [a][c] */
+    V_COUNT =
+        V_ACCOUNT_CHANGES + METRICS_MAX_ACCOUNTS * METRICS_ACCOUNT_CHANGE_COUNT,
 };
 
 struct metrics_snapshot {
@@ -167,6 +172,26 @@ void metrics_upstream(int account, enum metrics_endpoint ep,
     if ((unsigned)ep < METRICS_EP_COUNT &&
         (unsigned)outcome < METRICS_OUT_COUNT)
         reg.v[upstream_index(account, ep, outcome)]++;
+}
+
+static size_t account_slot(int account)
+{
+    if (account < 0)
+        return 0;
+    return account >= METRICS_MAX_ACCOUNTS ? METRICS_MAX_ACCOUNTS - 1
+                                           : (size_t)account;
+}
+
+void metrics_account_down(int account, int down)
+{
+    reg.v[V_ACCOUNT_DOWN + account_slot(account)] = down != 0;
+}
+
+void metrics_account_change(int account, enum metrics_account_change c)
+{
+    if ((unsigned)c < METRICS_ACCOUNT_CHANGE_COUNT)
+        reg.v[V_ACCOUNT_CHANGES +
+              account_slot(account) * METRICS_ACCOUNT_CHANGE_COUNT + c]++;
 }
 
 void metrics_set_in_flight(long n)
@@ -304,8 +329,10 @@ void metrics_snapshot_add(struct metrics_snapshot *dst,
 void metrics_snapshot_retire(struct metrics_snapshot *dst,
                              const struct metrics_snapshot *src)
 {
+    /* Gauges describe running workers only. */
     for (size_t i = 0; i < V_COUNT; i++)
-        if (i != V_IN_FLIGHT)
+        if (i != V_IN_FLIGHT &&
+            (i < V_ACCOUNT_DOWN || i >= V_ACCOUNT_DOWN + METRICS_MAX_ACCOUNTS))
             dst->v[i] += src->v[i];
 }
 
@@ -463,6 +490,35 @@ static void upstream(struct out *o, const struct metrics_snapshot *s)
             }
 }
 
+static const char *const change_names[METRICS_ACCOUNT_CHANGE_COUNT] = {
+    "breaker_opened", "breaker_closed", "left_rotation", "returned"};
+
+static void accounts_state(struct out *o, const struct metrics_snapshot *s)
+{
+    family(o, "mjq_account_up", "gauge",
+           "1 while no running worker sees the upstream account out of "
+           "rotation (key refused, out of quota) or with its circuit "
+           "breaker open.");
+    for (size_t a = 0; a < naccounts; a++) {
+        put(o, "mjq_account_up{account=\"");
+        put_escaped(o, accounts[a]);
+        put(o, "\"} %d\n", s->v[V_ACCOUNT_DOWN + a] == 0);
+    }
+    family(o, "mjq_account_changes_total", "counter",
+           "Changes of an upstream account's state seen by the workers, by "
+           "change (breaker_opened, breaker_closed, left_rotation, "
+           "returned).");
+    for (size_t a = 0; a < naccounts; a++)
+        for (int c = 0; c < METRICS_ACCOUNT_CHANGE_COUNT; c++) {
+            put(o, "mjq_account_changes_total{account=\"");
+            put_escaped(o, accounts[a]);
+            put(o, "\",change=\"%s\"} %llu\n", change_names[c],
+                (unsigned long long)
+                    s->v[V_ACCOUNT_CHANGES + a * METRICS_ACCOUNT_CHANGE_COUNT +
+                         (size_t)c]);
+        }
+}
+
 char *metrics_render(const struct metrics_view *v, size_t *len)
 {
     struct out o = {xmalloc(16384), 0, 16384};
@@ -507,6 +563,7 @@ char *metrics_render(const struct metrics_view *v, size_t *len)
             "Times a worker's Redis connection came back after a loss.",
             s->v[V_RECONNECTS]);
     upstream(&o, s);
+    accounts_state(&o, s);
     histogram(&o, "mjq_queue_wait_seconds",
               "Time from enqueue to take, for jobs that carry enqueued_ms.",
               &s->v[V_QWAIT], qwait_bounds, NQWAIT);

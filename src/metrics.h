@@ -49,6 +49,15 @@ enum metrics_outcome {
     METRICS_OUT_COUNT,
 };
 
+/* What happened to an upstream account (health.h's changes). */
+enum metrics_account_change {
+    METRICS_ACCOUNT_OPENED,   /* circuit breaker opened */
+    METRICS_ACCOUNT_CLOSED,   /* circuit breaker closed */
+    METRICS_ACCOUNT_LEFT,     /* left rotation */
+    METRICS_ACCOUNT_RETURNED, /* back in rotation */
+    METRICS_ACCOUNT_CHANGE_COUNT,
+};
+
 /* Upstream accounts a snapshot can carry; more are counted as the last. */
 #define METRICS_MAX_ACCOUNTS 16
 /* Longest account name kept (longer ones are cut). */
@@ -84,6 +93,10 @@ void metrics_upstream(int account, enum metrics_endpoint ep,
                       enum metrics_outcome outcome);
 /* Gauge: jobs this process holds now (set before each snapshot). */
 void metrics_set_in_flight(long n);
+/* The account is out of rotation or its breaker is open (1) or not (0),
+ * as this worker sees it: a gauge, summed over the running workers. */
+void metrics_account_down(int account, int down);
+void metrics_account_change(int account, enum metrics_account_change c);
 /* Finished jobs of status s counted so far in this process. */
 uint64_t metrics_finished(enum metrics_status s);
 /* Clears this process's registry (tests). Account names stay. */

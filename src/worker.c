@@ -1386,7 +1386,17 @@ static void on_account(int account, enum health_change change,
                             "state",   health_state_name(h->state),
                             "reason",  h->reason};
 
+    static const enum metrics_account_change metric[] = {
+        [HEALTH_OPENED] = METRICS_ACCOUNT_OPENED,
+        [HEALTH_CLOSED] = METRICS_ACCOUNT_CLOSED,
+        [HEALTH_LEFT] = METRICS_ACCOUNT_LEFT,
+        [HEALTH_RETURNED] = METRICS_ACCOUNT_RETURNED,
+    };
+
     store_event(w->store, "account", NULL, fields, h->reason[0] ? 4 : 3);
+    if (change != HEALTH_SAME)
+        metrics_account_change(account, metric[change]);
+    metrics_account_down(account, h->state != HEALTH_OK);
     if (change == HEALTH_CLOSED || change == HEALTH_RETURNED) {
         log_info("upstream account %s: back in rotation", name);
         unpause_all(w);

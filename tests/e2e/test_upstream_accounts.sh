@@ -31,7 +31,14 @@ upstreams = (
 EOF
 export MJQ_CONFIG=$E2E_DIR/mjq.conf MJQ_POLL_SCHEDULE_MS=150
 export MJQ_RETRY_BASE_MS=50 MJQ_RETRY_MAX_MS=200
-start_run pod --workers 2
+admin=$(free_port)
+start_run pod --workers 2 --http-listen "127.0.0.1:$admin"
+# metric NAME LABELS: the value of one sample on the supervisor's /metrics.
+metric()
+{
+    curl -sS --fail --max-time 5 "http://127.0.0.1:$admin/metrics" |
+        awk -v m="$1{$2}" '$1 == m {print $2}'
+}
 
 acct() { sim_stats | jq -r --arg a "$1" --arg f "$2" '.accounts[$a][$f]'; }
 accepted_on() { acct "$1" accepted; }
@@ -89,13 +96,21 @@ events_of account | jq -s -e 'any(.[]; .account == "alpha" and
     .change == "left_rotation" and (.reason | test("key")))' >/dev/null ||
     fail "left_rotation without a reason naming the key: $(events_of account | tail -n 2)"
 pass "revoked key: alpha out of rotation (event), 20 jobs SUCCESS on beta"
+wait_until 10 "mjq_account_up{account=alpha} 0 on /metrics" \
+    eval '[ "$(metric mjq_account_up account=\"alpha\")" = 0 ]'
+assert_eq "$(metric mjq_account_up 'account="beta"')" 1 "mjq_account_up of beta"
+[ "$(metric mjq_account_changes_total 'account="alpha",change="left_rotation"')" -ge 1 ] ||
+    fail "mjq_account_changes_total{left_rotation} of alpha: $(metric mjq_account_changes_total 'account="alpha",change="left_rotation"')"
+pass "metrics: mjq_account_up 0 for alpha, 1 for beta; left_rotation counted"
 
 curl -sS --fail -X POST -d '{"revoked":false}' "$url/sim/accounts/alpha" >/dev/null
 wait_until 10 "alpha back in rotation (a probe found it healthy)" left returned
 push_jobs back 20
 assert_invariant back 20 60
 [ "$(accepted_on alpha)" -gt "$before" ] || fail "alpha took no job after it returned"
-pass "alpha returned after a probe and took jobs again"
+wait_until 10 "mjq_account_up{account=alpha} 1 again" \
+    eval '[ "$(metric mjq_account_up account=\"alpha\")" = 1 ]'
+pass "alpha returned after a probe and took jobs again (mjq_account_up 1)"
 
 # --- out of quota: the same, with the reason ------------------------------------------
 curl -sS --fail -X POST -d '{"quota":false}' "$url/sim/accounts/beta" >/dev/null
