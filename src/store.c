@@ -99,6 +99,7 @@ static const char claim_lua[] =
     "  end\n"
     "end\n"
     "local task, account, leases = f[3] or '', f[8] or '', f[9] or ''\n"
+    "local parent = nil\n"
     "local function reclaim(key)\n"
     "  local all = redis.call('HGETALL', key)\n"
     "  for i = 1, #all, 2 do\n"
@@ -119,11 +120,12 @@ static const char claim_lua[] =
     "  return limit - n\n"
     "end\n"
     "if kind == 'new' or kind == 'mine' or kind == 'resume' then\n"
+    "  local keep = task ~= '' or (kind == 'mine' and leases ~= '')\n"
     "  for k in string.gmatch(leases, '[^|]+') do\n"
-    "    if task ~= '' then redis.call('HSET', k, id, me)\n"
+    "    if keep then redis.call('HSET', k, id, me)\n"
     "    else redis.call('HDEL', k, id) end\n"
     "  end\n"
-    "  if task == '' then\n"
+    "  if not keep then\n"
     "    leases, account = '', ''\n"
     "    local only = false\n"
     "    if ARGV[7] ~= '' then\n"
@@ -144,6 +146,7 @@ static const char claim_lua[] =
     "      kind = 'full'\n"
     "      set[#set + 1] = 'state'\n"
     "      set[#set + 1] = 'waiting'\n"
+    "      parent = only or ''\n"
     "    else\n"
     "      account = ARGV[9 + 4 * best]\n"
     "      local keys = {}\n"
@@ -163,15 +166,23 @@ static const char claim_lua[] =
     "  end\n"
     "end\n"
     "if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end\n"
+    "if parent then account = parent end\n"
     "return {kind, cancel, task, f[4] or ARGV[2], f[5] or '0', f[6] or '0',\n"
     "  f[7] or '0', owner, account, leases}\n";
 
 /*
- * sweep: ARGV prefix, default queue, sweeper id, lock ms. Runs only for
- * the holder of the sweep lock (SET NX PX lock ms): one sweep per period
- * across the whole deployment, however many supervisors run it; the
- * others answer {-1} at the cost of one SET. For every registered worker
- * whose heartbeat key is gone, moves each payload of its processing list
+ * sweep: ARGV prefix, default queue, sweeper id, lock ms. Runs only when
+ * the sweep lock is free, and takes it (SET PX lock ms) when done: one
+ * sweep per period across the whole deployment, however many supervisors
+ * run it; the others answer {-1} at the cost of one EXISTS. (Scripts run
+ * one at a time, so checking first and setting last is as good as SET NX.)
+ * Each payload moves with LMOVE, which checks both keys before it moves
+ * anything: a queue key of another kind makes it go to the default queue,
+ * and if that fails too the worker stays registered for the next sweep;
+ * nothing is ever popped and dropped. The first write is the SREM, which
+ * Redis allows even at maxmemory, and a script that has written may go on
+ * writing, so a full Redis does not stop the recovery. For every registered
+ * worker whose heartbeat key is gone, moves each payload of its processing list
  * back to the oldest end of the queue recorded in the job's record (the
  * default queue when there is none), takes it out of that queue's taken
  * counter (queue_age.h), then forgets the worker. The claim script then
@@ -180,15 +191,16 @@ static const char claim_lua[] =
  */
 static const char sweep_lua[] =
     "local p = ARGV[1]\n"
-    "if not redis.call('SET', p .. 'sweep:lock', ARGV[3], 'NX', 'PX',\n"
-    "  ARGV[4]) then return {-1} end\n"
+    "if redis.call('EXISTS', p .. 'sweep:lock') == 1 then return {-1} end\n"
     "local moved = 0\n"
     "local out = {0}\n"
+    "local function failed(r) return type(r) == 'table' and r.err end\n"
     "for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do\n"
     "  if redis.call('EXISTS', p .. 'worker:' .. w) == 0 then\n"
-    "    local list = p .. 'processing:' .. w\n"
+    "    local list, stuck = p .. 'processing:' .. w, false\n"
+    "    redis.call('SREM', p .. 'workers', w)\n"
     "    while true do\n"
-    "      local v = redis.call('LPOP', list)\n"
+    "      local v = redis.call('LINDEX', list, 0)\n"
     "      if not v then break end\n"
     "      local q = ARGV[2]\n"
     "      local ok, job = pcall(cjson.decode, v)\n"
@@ -196,15 +208,26 @@ static const char sweep_lua[] =
     "        local jq = redis.call('HGET', p .. 'job:' .. job.id, 'queue')\n"
     "        if jq then q = jq end\n"
     "      end\n"
-    "      redis.call('RPUSH', p .. 'queue:' .. q, v)\n"
-    "      redis.call('DECR', p .. 'stats:taken:' .. q)\n"
+    "      local r = redis.pcall('LMOVE', list, p .. 'queue:' .. q,\n"
+    "        'LEFT', 'RIGHT')\n"
+    "      if failed(r) and q ~= ARGV[2] then\n"
+    "        q = ARGV[2]\n"
+    "        r = redis.pcall('LMOVE', list, p .. 'queue:' .. q, 'LEFT',\n"
+    "          'RIGHT')\n"
+    "      end\n"
+    "      if failed(r) then stuck = true break end\n"
+    "      redis.pcall('DECR', p .. 'stats:taken:' .. q)\n"
     "      moved = moved + 1\n"
     "    end\n"
-    "    redis.call('SREM', p .. 'workers', w)\n"
-    "    out[#out + 1] = w\n"
+    "    if stuck then\n"
+    "      redis.call('SADD', p .. 'workers', w)\n"
+    "    else\n"
+    "      out[#out + 1] = w\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "out[1] = moved\n"
+    "redis.pcall('SET', p .. 'sweep:lock', ARGV[3], 'PX', ARGV[4])\n"
     "return out\n";
 
 /*
@@ -217,10 +240,16 @@ static const char sweep_lua[] =
  * the worker's processing list. So a finish resent after a lost reply
  * publishes nothing the second time, and a worker that was cut off long
  * enough for the sweep to hand its payload to another worker publishes
- * nothing either: the new owner does. Returns 1, or 0 when the payload
- * was not there.
+ * nothing either: the new owner does. Returns 1, 0 when the payload was
+ * not there, or 2 (nothing done) when the result stream's key holds
+ * something else than a stream: a reply_to naming a key of another kind
+ * must not make the script stop after its LREM, which Redis would not
+ * undo. The dead stream and the event are written with pcall for the
+ * same reason: a broken one of them loses that entry, not the job.
  */
 static const char finish_lua[] =
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "if t ~= 'none' and t ~= 'stream' then return 2 end\n"
     "if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end\n"
     "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[11], '*',\n"
     "  unpack(ARGV, 14))\n"
@@ -236,11 +265,11 @@ static const char finish_lua[] =
     "  redis.call('HDEL', k, ARGV[13])\n"
     "end\n"
     "if ARGV[9] == '1' then\n"
-    "  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'id',\n"
+    "  redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', 'id',\n"
     "    ARGV[13], 'error', ARGV[10], 'worker', ARGV[1], 'ts', ARGV[5],\n"
     "    'payload', ARGV[2])\n"
     "end\n"
-    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'type',\n"
+    "redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'type',\n"
     "  'finished', 'ts', ARGV[5], 'worker', ARGV[1], 'id', ARGV[13],\n"
     "  'status', ARGV[4])\n"
     "return 1\n";
@@ -255,6 +284,11 @@ static const char finish_lua[] =
  * task id, for the next owner to poll; without one, its leases too.
  */
 static const char handback_lua[] =
+    "local t = redis.call('TYPE', KEYS[2]).ok\n"
+    "if t ~= 'none' and t ~= 'list' then\n"
+    "  return redis.error_reply('WRONGTYPE ' .. KEYS[2] ..\n"
+    "    ' is not a list: the payload stays in the processing list')\n"
+    "end\n"
     "if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end\n"
     "if ARGV[3] == '1' and redis.call('HGET', KEYS[3], 'owner') == ARGV[1]\n"
     "then\n"
@@ -270,7 +304,7 @@ static const char handback_lua[] =
     "  end\n"
     "end\n"
     "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
-    "redis.call('DECR', KEYS[4])\n"
+    "redis.pcall('DECR', KEYS[4])\n"
     "return 1\n";
 
 enum script {
@@ -771,7 +805,19 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx)
 
 void store_set_cap(struct store *s, size_t queue, unsigned cap)
 {
+    struct conn *c = &s->blocking[queue];
+
     s->caps[queue] = cap;
+    if (cap == 0 && c->armed) {
+        /* A blocking move armed before the pause would take the very job
+         * that was just handed back. */
+        struct args a = {0};
+
+        args_add(&a, "CLIENT");
+        args_add(&a, "UNBLOCK");
+        args_addll(&a, c->client_id);
+        send_args(&s->cmd, NULL, NULL, &a);
+    }
 }
 
 int store_needs_reconcile(const struct store *s)
@@ -1272,8 +1318,10 @@ size_t store_result_fields(const struct store_result *r, const char *worker,
     return n;
 }
 
-/* The finish and hand-back scripts answer 1 (done) or 0 (the payload
- * had left the processing list: nothing was done). */
+/* The finish and hand-back scripts answer 1 (done), 0 (the payload had
+ * left the processing list: nothing was done) or 2 (finish: the result
+ * stream's key is not a stream, nothing was done); callbacks get 0, 1 or
+ * 2. */
 static void on_script_done(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct pending *p = priv;
@@ -1288,8 +1336,8 @@ static void on_script_done(redisAsyncContext *ac, void *reply, void *priv)
                   r->type == REDIS_REPLY_ERROR ? r->str : "bad script reply");
         check_noscript(p->store, r);
     }
-    if (rc == 0 && r->integer == 0)
-        rc = 1;
+    if (rc == 0 && r->integer != 1)
+        rc = r->integer == 0 ? 1 : 2;
     if (p->cb.done != NULL)
         p->cb.done(rc, p->ctx);
     free(p);

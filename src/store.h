@@ -231,7 +231,9 @@ void store_event(struct store *s, const char *type, const char *id,
  * mark_done), its leases released, the payload to the dead stream (if
  * dead), and the "finished" event. cb gets 0 when published, 1 when the
  * payload was no longer in the processing list (nothing written: a resent
- * finish that had run, or a job the sweep handed on), or -1/-2.
+ * finish that had run, or a job the sweep handed on), 2 when r->reply_to
+ * names a key that holds something else than a stream (nothing written:
+ * send it again without reply_to), or -1/-2.
  */
 int store_finish(struct store *s, const struct store_result *r,
                  store_done_fn *cb, void *ctx);

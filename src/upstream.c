@@ -513,8 +513,9 @@ int upstream_classify_list(const struct http_response *resp,
 
     memset(&r, 0, sizeof(r));
     r.retry_after_ms = resp->retry_after_ms;
-    if (!resp->transport_error && (resp->status == 404 || resp->status == 405))
-        return -1; /* no such endpoint here */
+    if (!resp->transport_error && (resp->status == 400 || resp->status == 404 ||
+                                   resp->status == 405 || resp->status == 501))
+        return -1; /* no such endpoint here, or it takes other requests */
     if (!classify_trouble(resp, &r) &&
         (resp->status != 200 || jsonscan_valid(resp->body, resp->len) != 0 ||
          jsonscan_element(resp->body, resp->len, &pos, &off, &vlen) < 0)) {
@@ -1041,12 +1042,21 @@ static void unlink_call(struct upstream_call **head,
 /* Hands one list answer to each call it asked for; each(i) is in order. */
 struct delivery {
     struct upstream_call **calls;
+    enum health_signal signal; /* of the first answer handed out */
+    char reason[512];
+    int first; /* nothing handed out yet */
 };
 
 static void deliver_one(size_t i, struct task_result *r, void *arg)
 {
     struct delivery *d = arg;
     struct upstream_call *c = d->calls[i];
+
+    if (d->first) {
+        d->first = 0;
+        d->signal = r->signal;
+        snprintf(d->reason, sizeof(d->reason), "%s", r->reason);
+    }
 
     if (!c->cancelled)
         c->fetch_cb(r, c->ctx);
@@ -1060,7 +1070,7 @@ static void on_list_done(const struct http_response *resp, void *arg)
     struct account *a = l->batch->acct;
     struct upstream_call **calls = xcalloc(l->n ? l->n : 1, sizeof(*calls));
     const char **ids = xcalloc(l->n ? l->n : 1, sizeof(*ids));
-    struct delivery d = {calls};
+    struct delivery d = {calls, HEALTH_SIG_OK, "", 1};
     size_t n = 0;
     int rc;
 
@@ -1107,20 +1117,24 @@ static void on_list_done(const struct http_response *resp, void *arg)
             }
         }
     } else {
-        struct task_result probe;
+        /* One health report per request, not per task: what its first
+         * task heard (a garbled answer is transient trouble; every task
+         * of a good one says "ok"), or, with no task left to answer, the
+         * status alone. */
+        if (d.first) {
+            struct task_result t;
 
-        /* One health report per request, not per task. */
-        memset(&probe, 0, sizeof(probe));
-        if (classify_trouble(resp, &probe)) {
-            report(a, probe.signal, probe.reason);
-            metrics_upstream(a->index, METRICS_EP_LIST, METRICS_OUT_RETRY);
-        } else {
-            if (resp->status == 200)
-                report(a, HEALTH_SIG_OK, NULL);
-            metrics_upstream(a->index, METRICS_EP_LIST,
-                             resp->status == 200 ? METRICS_OUT_OK
-                                                 : METRICS_OUT_RETRY);
+            memset(&t, 0, sizeof(t));
+            d.signal = classify_trouble(resp, &t)
+                           ? t.signal
+                           : (resp->status == 200 ? HEALTH_SIG_OK
+                                                  : HEALTH_SIG_TRANSIENT);
+            snprintf(d.reason, sizeof(d.reason), "%s", t.reason);
         }
+        report(a, d.signal, d.reason);
+        metrics_upstream(a->index, METRICS_EP_LIST,
+                         d.signal == HEALTH_SIG_OK ? METRICS_OUT_OK
+                                                   : METRICS_OUT_RETRY);
         for (size_t i = 0; i < n; i++)
             free(calls[i]);
     }

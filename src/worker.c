@@ -72,7 +72,6 @@ struct job {
     struct job_spec spec; /* parsed payload; spec.body freed once sent */
     int claimed;          /* the job record is ours */
     int announced;        /* the "taken" event was sent */
-    int reclaiming;       /* claim resent after its reply was lost */
     int pending;          /* store commands whose callback has this job */
     int abandoned;        /* taken over elsewhere: freed once pending is 0 */
     char task_id[64];     /* upstream task id, "" until accepted */
@@ -504,6 +503,46 @@ static void why_no_account(const struct job *job, char *buf, size_t len)
                  job->spec.parent_task);
 }
 
+/*
+ * A job that found no room and never will, here: no configured account
+ * serves its mode, or its parent task ran on an account that is not
+ * configured (or does not serve the mode). Waiting for its deadline would
+ * only hold its queue back. parent_account is the claim's answer: the
+ * parent task's account, "" when unknown.
+ */
+static int cannot_ever_run(const struct job *job, const char *parent_account,
+                           char *reason, size_t len)
+{
+    const struct worker *w = job->w;
+    const char *mode = lease_mode(job->spec.mode);
+    int i;
+
+    if (parent_account[0] != '\0') {
+        i = upstream_find_account(w->up, parent_account);
+        if (i < 0) {
+            snprintf(reason, len,
+                     "its parent task %s ran on upstream account %s, which "
+                     "is not configured here",
+                     job->spec.parent_task, parent_account);
+            return 1;
+        }
+        if (!upstream_serves(w->up, i, job->spec.mode)) {
+            snprintf(reason, len,
+                     "its parent task %s ran on upstream account %s, which "
+                     "does not serve mode %s",
+                     job->spec.parent_task, parent_account, mode);
+            return 1;
+        }
+        return 0;
+    }
+    for (i = 0; i < (int)w->cfg->naccounts; i++)
+        if (upstream_serves(w->up, i, job->spec.mode))
+            return 0;
+    snprintf(reason, len, "no configured upstream account serves mode %s",
+             mode);
+    return 1;
+}
+
 /* The account a claimed job uses: the one the claim chose or recorded. */
 static void adopt_account(struct job *job, const struct store_claim_info *info)
 {
@@ -529,6 +568,22 @@ static void adopt_account(struct job *job, const struct store_claim_info *info)
                      "account %s is not configured here: polling its task "
                      "on %s",
                      info->account, upstream_account_name(up, job->account));
+}
+
+/* 1 if another job in memory has the same id and owns it or is claiming
+ * it: this payload is a duplicate copy. */
+static int holds_other_copy(const struct job *job)
+{
+    for (const struct job *o = job->w->jobs; o != NULL; o = o->next) {
+        int claiming =
+            o->phase == PHASE_CLAIM ||
+            (o->phase == PHASE_STALLED && o->stalled_in == PHASE_CLAIM);
+
+        if (o != job && !o->abandoned && (o->claimed || claiming) &&
+            strcmp(o->spec.id, job->spec.id) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static void start_job(struct worker *w, struct store_item *item)
@@ -575,21 +630,18 @@ static void start_job(struct worker *w, struct store_item *item)
         job->result_text[3] = xmemdup(job->spec.meta_text, job->spec.meta_len);
     json_decref(job->spec.meta);
     job->spec.meta = NULL;
+    /* A second copy of an id this worker already runs (pushed twice, say)
+     * must not claim: the claim would touch the record of the first. */
+    if (holds_other_copy(job)) {
+        finish(job, "DUPLICATE",
+               "job id is already being processed by this worker");
+        return;
+    }
     job->phase = PHASE_CLAIM;
     if (send_claim(job) != 0)
         stall(job, PHASE_CLAIM, -1);
     else
         job->pending++;
-}
-
-/* 1 if another job in memory has the same id (a duplicate payload). */
-static int holds_other_copy(const struct job *job)
-{
-    for (const struct job *o = job->w->jobs; o != NULL; o = o->next)
-        if (o != job && o->claimed && !o->abandoned &&
-            strcmp(o->spec.id, job->spec.id) == 0)
-            return 1;
-    return 0;
 }
 
 static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
@@ -617,11 +669,12 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         if (job->spec.enqueued_ms > 0)
             metrics_queue_wait(clock_wall_ms() - job->spec.enqueued_ms);
     }
-    /* "mine" on a first claim: another copy of this id running here is a
-     * duplicate; with no such copy the record is ours from before (a take
+    /* "mine" (or "full" after it): another copy of this id running here
+     * makes this one the duplicate; with no such copy the record is ours
+     * from before (a claim re-sent after its reply was lost, or a take
      * reply that arrived after our heartbeat lapsed), so resume it. */
     if (info->kind == CLAIM_DONE || info->kind == CLAIM_BUSY ||
-        (info->kind == CLAIM_MINE && !job->reclaiming &&
+        ((info->kind == CLAIM_MINE || info->kind == CLAIM_FULL) &&
          holds_other_copy(job))) {
         char reason[300];
 
@@ -634,6 +687,8 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
         return;
     }
     job->claimed = 1;
+    if (info->kind != CLAIM_FULL)
+        adopt_account(job, info); /* its leases are released however it ends */
     if (info->kind != CLAIM_NEW) {
         /* Resume where the previous owner stopped (a job that found no
          * room may have been taken before too); the deadline runs from
@@ -671,7 +726,6 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
             }
         }
     }
-    adopt_account(job, info);
     timeout_ms = job->spec.timeout_ms > 0
                      ? job->spec.timeout_ms
                      : job->w->cfg->mode_timeout_s[job->spec.mode] * 1000;
@@ -684,6 +738,10 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
     if (info->kind == CLAIM_FULL) {
         char why[400], reason[500];
 
+        if (cannot_ever_run(job, info->account, reason, sizeof(reason))) {
+            finish(job, "FAILURE", reason);
+            return;
+        }
         why_no_account(job, why, sizeof(why));
         if (time_left(job) <= 0) {
             snprintf(reason, sizeof(reason), "deadline passed while %s", why);
@@ -1167,6 +1225,17 @@ static void on_finished(int rc, void *arg)
         stall(job, PHASE_FINISH, rc);
         return;
     }
+    if (rc == 2) {
+        /* The job's reply_to names a key that is not a stream: nothing
+         * was written. Its result goes to the shared stream instead. */
+        log_job_error(job->spec.id, job->task_id[0] ? job->task_id : NULL,
+                      "reply_to %s names a Redis key that is not a stream: "
+                      "the result goes to the shared results stream",
+                      job->spec.reply_to);
+        job->result.reply_to = NULL;
+        send_result(job);
+        return;
+    }
     if (rc == 1) {
         /* The payload had left our processing list: the sweep handed it
          * to another worker while we were cut off, and that one publishes
@@ -1247,8 +1316,15 @@ static void resume_stalled(struct worker *w)
 
     for (job = w->jobs; job != NULL; job = next) {
         next = job->next;
-        if (job->task_unrecorded && job->phase != PHASE_FINISH &&
-            job->phase != PHASE_HANDBACK)
+        /* A finish or hand-back carries the task id itself (and may have
+         * run already: its record must not go back to "submitted"). */
+        int ending = job->phase == PHASE_FINISH ||
+                     job->phase == PHASE_HANDBACK ||
+                     (job->phase == PHASE_STALLED &&
+                      (job->stalled_in == PHASE_FINISH ||
+                       job->stalled_in == PHASE_HANDBACK));
+
+        if (job->task_unrecorded && !ending)
             record_task(job);
         if (job->phase != PHASE_STALLED)
             continue;
@@ -1264,7 +1340,6 @@ static void resume_one(struct job *job)
     switch (job->stalled_in) {
     case PHASE_CLAIM:
         job->phase = PHASE_CLAIM;
-        job->reclaiming = 1;
         if (send_claim(job) != 0)
             job->phase = PHASE_STALLED;
         else

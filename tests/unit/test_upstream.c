@@ -1199,6 +1199,8 @@ static void test_list_failures(void **state)
     assert_int_equal(list(404, "Not Found", &s), -1);
     assert_int_equal(s.calls[0], 0);
     assert_int_equal(list(405, "", &s), -1);
+    assert_int_equal(list(400, "{\"code\":4,\"description\":\"bad\"}", &s), -1);
+    assert_int_equal(list(501, "", &s), -1);
     /* Anything else: every id is retried, with one shared reason. */
     assert_int_equal(list(500, "boom", &s), 0);
     for (int i = 0; i < 3; i++) {
