@@ -570,16 +570,25 @@ static void adopt_account(struct job *job, const struct store_claim_info *info)
                      info->account, upstream_account_name(up, job->account));
 }
 
-/* 1 if another job in memory has the same id and owns it or is claiming
- * it: this payload is a duplicate copy. */
+/* The phase a job is in, or would be in were it not stalled. */
+static enum phase effective_phase(const struct job *job)
+{
+    return job->phase == PHASE_STALLED ? job->stalled_in : job->phase;
+}
+
+/*
+ * 1 if another job in memory has the same id and owns it or is claiming
+ * it: this payload is a duplicate copy. A job being handed back does not
+ * count: its payload is on its way back to the queue, and may be taken
+ * again (by this worker) before the hand-back's reply arrives.
+ */
 static int holds_other_copy(const struct job *job)
 {
     for (const struct job *o = job->w->jobs; o != NULL; o = o->next) {
-        int claiming =
-            o->phase == PHASE_CLAIM ||
-            (o->phase == PHASE_STALLED && o->stalled_in == PHASE_CLAIM);
+        enum phase p = effective_phase(o);
 
-        if (o != job && !o->abandoned && (o->claimed || claiming) &&
+        if (o != job && !o->abandoned && p != PHASE_HANDBACK &&
+            (o->claimed || p == PHASE_CLAIM) &&
             strcmp(o->spec.id, job->spec.id) == 0)
             return 1;
     }
