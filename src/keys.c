@@ -89,3 +89,17 @@ char *keys_stats_finished(char *buf, size_t len, const char *prefix,
     snprintf(name, sizeof(name), "%lld", minute);
     return build(buf, len, prefix, "stats:finished", name);
 }
+
+char *keys_lease(char *buf, size_t len, const char *prefix, const char *account,
+                 const char *mode)
+{
+    int n = snprintf(buf, len, "%slease:%s%s%s", prefix, account,
+                     mode != NULL ? ":" : "", mode != NULL ? mode : "");
+
+    return n < 0 || (size_t)n >= len ? NULL : buf;
+}
+
+char *keys_sweep_lock(char *buf, size_t len, const char *prefix)
+{
+    return build(buf, len, prefix, "sweep:lock", NULL);
+}

@@ -26,6 +26,11 @@ char *keys_processing(char *buf, size_t len, const char *prefix,
 char *keys_heartbeat(char *buf, size_t len, const char *prefix,
                      const char *worker);
 char *keys_workers(char *buf, size_t len, const char *prefix);
+/* Leases of jobs in flight upstream on account (mode NULL: all modes). */
+char *keys_lease(char *buf, size_t len, const char *prefix, const char *account,
+                 const char *mode);
+/* The lock that lets one supervisor sweep per interval. */
+char *keys_sweep_lock(char *buf, size_t len, const char *prefix);
 /* The configured accounts, described for `mjq status`. */
 char *keys_accounts(char *buf, size_t len, const char *prefix);
 /* Which account runs upstream task task_id (for follow-ups). */

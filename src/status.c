@@ -106,14 +106,6 @@ static int cmd_int(struct status *st, const char *name, const char *key,
     return 0;
 }
 
-/* "<prefix><rest>" into buf; -1 if it does not fit. */
-static int key_of(char *buf, size_t len, const char *prefix, const char *rest)
-{
-    int n = snprintf(buf, len, "%s%s", prefix, rest);
-
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
 /* The prefix with the glob characters of SCAN MATCH escaped. */
 static void glob_escape(const char *in, char *out, size_t len)
 {
@@ -489,7 +481,7 @@ static int collect_finished(struct status *st, json_t *doc)
     int64_t minute = st->now_ms / 60000;
     double into = (double)(st->now_ms % 60000) / 1000.0;
     json_t *out = json_array(), *counts[NWINDOWS];
-    char key[KEYS_MAX], rest[64];
+    char key[KEYS_MAX];
     long long xlen;
 
     json_object_set_new(doc, "finished", out);
@@ -501,8 +493,8 @@ static int collect_finished(struct status *st, json_t *doc)
     for (int back = 0; back < windows_min[NWINDOWS - 1]; back++) {
         redisReply *r;
 
-        snprintf(rest, sizeof(rest), "stats:finished:%" PRId64, minute - back);
-        if (key_of(key, sizeof(key), st->cfg->prefix, rest) != 0)
+        if (keys_stats_finished(key, sizeof(key), st->cfg->prefix,
+                                (long long)(minute - back)) == NULL)
             break;
         r = cmd(st, "HGETALL", "HGETALL %s", key);
         if (r == NULL) {
@@ -548,11 +540,7 @@ static long long lease_count(struct status *st, const char *account,
 {
     char key[KEYS_MAX * 2];
     long long n;
-    int len =
-        snprintf(key, sizeof(key), "%slease:%s%s%s", st->cfg->prefix, account,
-                 mode != NULL ? ":" : "", mode != NULL ? mode : "");
-
-    if (len < 0 || (size_t)len >= sizeof(key))
+    if (keys_lease(key, sizeof(key), st->cfg->prefix, account, mode) == NULL)
         return 0;
     return cmd_int(st, "HLEN", key, &n) == 0 ? n : -1;
 }
@@ -623,7 +611,7 @@ static int collect_accounts(struct status *st, json_t *doc)
     size_t n;
     int rc = 0;
 
-    if (key_of(key, sizeof(key), st->cfg->prefix, "accounts") != 0)
+    if (keys_accounts(key, sizeof(key), st->cfg->prefix) == NULL)
         r = NULL;
     else
         r = cmd(st, "HGETALL", "HGETALL %s", key);
@@ -670,7 +658,7 @@ static int collect_misc(struct status *st, json_t *doc)
         return -EX_UNAVAILABLE;
     json_object_set_new(doc, "dead_stream", json_string(key));
     json_object_set_new(doc, "dead_len", json_integer(n));
-    if (key_of(key, sizeof(key), st->cfg->prefix, "sweep:lock") != 0)
+    if (keys_sweep_lock(key, sizeof(key), st->cfg->prefix) == NULL)
         return 0;
     r = cmd(st, "GET", "GET %s", key);
     if (r == NULL)
