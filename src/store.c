@@ -820,6 +820,11 @@ void store_set_cap(struct store *s, size_t queue, unsigned cap)
     }
 }
 
+unsigned store_cap(const struct store *s, size_t queue)
+{
+    return s->caps[queue];
+}
+
 int store_needs_reconcile(const struct store *s)
 {
     return s->maybe_orphans;

@@ -168,6 +168,9 @@ int store_take(struct store *s, unsigned max, store_take_fn *cb, void *ctx);
  */
 void store_set_cap(struct store *s, size_t queue, unsigned cap);
 
+/* The cap of queue (UINT_MAX: none). */
+unsigned store_cap(const struct store *s, size_t queue);
+
 /*
  * Arms a blocking move (BLMOVE, bounded) on every queue that has none and
  * is not paused, so an idle worker sleeps in Redis instead of polling. cb

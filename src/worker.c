@@ -129,9 +129,8 @@ struct worker {
     uint64_t flushed[METRICS_STATUS_COUNT]; /* finished counts in Redis */
 
     /* Queues whose jobs found no upstream room take little or nothing
-     * for a while (see pause_queue): per queue, the most payloads one
-     * take moves (0 paused, UINT_MAX no cap), and consecutive pauses. */
-    unsigned *caps;
+     * for a while (see pause_queue, and store_set_cap for the cap of
+     * each queue): consecutive pauses per queue. */
     unsigned *full_streak;
     struct event *unpause;
 };
@@ -430,7 +429,6 @@ static void pause_queue(struct worker *w, int q)
         backoff_retry_delay(250, 2000, w->full_streak[q]++, backoff_random());
     struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 
-    w->caps[q] = 0;
     store_set_cap(w->store, (size_t)q, 0);
     if (!evtimer_pending(w->unpause, NULL))
         evtimer_add(w->unpause, &tv);
@@ -440,10 +438,8 @@ static void pause_queue(struct worker *w, int q)
 static void unpause_all(struct worker *w)
 {
     for (size_t q = 0; q < w->cfg->nqueues; q++) {
-        if (w->caps[q] == 0) {
-            w->caps[q] = 1;
+        if (store_cap(w->store, q) == 0)
             store_set_cap(w->store, q, 1);
-        }
     }
 }
 
@@ -460,13 +456,14 @@ static void on_unpause(evutil_socket_t fd, short what, void *arg)
 /* A claim found room: the queue's takes grow back to full size. */
 static void queue_had_room(struct worker *w, int q)
 {
+    unsigned cap = store_cap(w->store, (size_t)q);
+
     w->full_streak[q] = 0;
-    if (w->caps[q] == UINT_MAX)
-        return;
-    w->caps[q] = w->caps[q] == 0           ? 1
-                 : w->caps[q] >= BURST_MAX ? UINT_MAX
-                                           : w->caps[q] * 2;
-    store_set_cap(w->store, (size_t)q, w->caps[q]);
+    if (cap != UINT_MAX)
+        store_set_cap(w->store, (size_t)q,
+                      cap == 0           ? 1
+                      : cap >= BURST_MAX ? UINT_MAX
+                                         : cap * 2);
 }
 
 /* Why a claim found no account, for the log and a TIMEOUT's reason:
@@ -1686,10 +1683,7 @@ static int run(struct config *cfg)
     evtimer_add(w.take_timer, &tick);
     w.drain_timer = evtimer_new(w.base, on_drain_timeout, &w);
     w.unpause = evtimer_new(w.base, on_unpause, &w);
-    w.caps = xcalloc(cfg->nqueues, sizeof(*w.caps));
     w.full_streak = xcalloc(cfg->nqueues, sizeof(*w.full_streak));
-    for (size_t q = 0; q < cfg->nqueues; q++)
-        w.caps[q] = UINT_MAX;
     {
         const char *names[MJQ_MAX_ACCOUNTS];
 
@@ -1723,7 +1717,6 @@ static int run(struct config *cfg)
     event_free(w.take_timer);
     event_free(w.drain_timer);
     event_free(w.unpause);
-    free(w.caps);
     free(w.full_streak);
     event_base_free(w.base);
     return w.exit_code;
