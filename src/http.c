@@ -382,11 +382,6 @@ struct http_request *http_start(struct http *http, const char *method,
     return req;
 }
 
-void *http_request_ctx(const struct http_request *req)
-{
-    return req->ctx;
-}
-
 void http_cancel(struct http_request *req)
 {
     struct http *http;

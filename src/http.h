@@ -60,9 +60,6 @@ struct http_request *http_start(struct http *http, const char *method,
                                 long connect_timeout_ms, http_done_fn *cb,
                                 void *ctx);
 
-/* The ctx given to http_start, borrowed. */
-void *http_request_ctx(const struct http_request *req);
-
 /* Aborts a request; its callback is never called. NULL-safe. */
 void http_cancel(struct http_request *req);
 

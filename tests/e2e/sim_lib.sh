@@ -11,6 +11,7 @@
 #   submit NAME ACTION BODY       req POST /mj/submit/ACTION
 #   j FILTER             jq -r FILTER on BODY
 #   expect GOT WANT MSG  fail unless GOT == WANT
+#   stop_all             SIGTERM every simulator; fail unless each exits 0
 #   fail MSG / ok MSG
 #
 # Needs MJQ_BIN (ctest sets it), curl and jq. Every wait is bounded.
@@ -109,4 +110,18 @@ expect()
 submit()
 {
     req "$1" POST "/mj/submit/$2" "$3"
+}
+
+stop_all()
+{
+    local name st
+    for name in "${!PID[@]}"; do
+        kill -TERM "${PID[$name]}"
+    done
+    for name in "${!PID[@]}"; do
+        st=0
+        wait "${PID[$name]}" || st=$?
+        [ "$st" = 0 ] || fail "sim $name exited with $st after SIGTERM"
+        unset "PID[$name]"
+    done
 }

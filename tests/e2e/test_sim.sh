@@ -275,15 +275,7 @@ expect "$(j .faults.malformed):$(j .accepted)" "1:0" "malformed counted"
 ok "faults: 500, 429, slow (503 for submits), malformed, in-queue 22"
 
 # --- clean exit ----------------------------------------------------------------------
-for name in "${!PID[@]}"; do
-    kill -TERM "${PID[$name]}"
-done
-for name in "${!PID[@]}"; do
-    st=0
-    wait "${PID[$name]}" || st=$?
-    [ "$st" = 0 ] || fail "sim $name exited with $st after SIGTERM"
-    unset "PID[$name]"
-done
+stop_all
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir"/*.log; then
     fail "sanitizer report"
 fi

@@ -396,15 +396,7 @@ st=0
 "$MJQ_BIN" sim --account "no-equals-$KA" 2>>"$dir/bad.err" || st=$?
 [ "$st" = 64 ] || fail "no '=': exit $st"
 grep -q -- --account "$dir/bad.err" || fail "errors name the option"
-for name in "${!PID[@]}"; do
-    kill -TERM "${PID[$name]}"
-done
-for name in "${!PID[@]}"; do
-    st=0
-    wait "${PID[$name]}" || st=$?
-    [ "$st" = 0 ] || fail "sim $name exited with $st after SIGTERM"
-    unset "PID[$name]"
-done
+stop_all
 for k in "$KA" "$KB" "$KC"; do
     if grep -l -F -- "$k" "$dir"/*.log "$dir/replies" "$dir/bad.err"; then
         fail "a key appears in the files above"
