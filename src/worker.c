@@ -84,6 +84,7 @@ struct job {
     int64_t deadline;     /* monotonic ms */
     long submits;         /* submit requests sent, all owners */
     long polls;           /* fetch requests sent, all owners */
+    int64_t answered_ms;  /* monotonic ms of the last fetch answer, or 0 */
     unsigned attempts;    /* consecutive transient answers (backoff) */
     unsigned failures;    /* of those, submits that failed (not limits) */
     char last_error[160]; /* the last transient answer, for TIMEOUT */
@@ -927,9 +928,10 @@ static void on_cancel_flag(int rc, int set, void *arg);
 
 /*
  * A poll delay, never below the account's minimum poll interval. libevent
- * keeps time with the coarse monotonic clock, which lags by up to a
- * scheduler tick, so a timer may fire that much early: the minimum gets
- * a margin to stay a true minimum.
+ * keeps time with a cached, coarse monotonic clock, so a timer may fire
+ * early by a scheduler tick or by however long the loop was busy: the
+ * minimum gets a margin here, and on_timer() checks the true clock before
+ * it reads the task again (min_poll_ok()).
  */
 #define COARSE_CLOCK_MARGIN_MS 10
 
@@ -940,6 +942,23 @@ static long poll_floor(const struct job *job, long delay_ms)
     if (min > 0)
         min += COARSE_CLOCK_MARGIN_MS;
     return delay_ms > min ? delay_ms : min;
+}
+
+/*
+ * Whether the account's minimum poll interval has passed since the last
+ * answer, or else schedules the rest. The answer arrived after the
+ * upstream read the task and the next request leaves after this check,
+ * so the upstream never sees two reads closer than the minimum.
+ */
+static int min_poll_ok(struct job *job)
+{
+    long min = upstream_min_poll_ms(job->w->up, job->account);
+    int64_t waited = clock_mono_ms() - job->answered_ms;
+
+    if (min <= 0 || job->answered_ms == 0 || waited >= min)
+        return 1;
+    set_timer(job, (long)(min - waited) + 1);
+    return 0;
 }
 
 static void schedule_poll(struct job *job, long delay_ms)
@@ -1040,6 +1059,7 @@ static void on_fetched(struct task_result *r, void *arg)
                                                    ++job->poll_index));
 
     job->call = NULL;
+    job->answered_ms = clock_mono_ms();
     if (r->verdict != TASK_NOT_FOUND && r->verdict != TASK_RETRY &&
         r->verdict != TASK_PERMANENT) {
         job->seen = 1;
@@ -1136,7 +1156,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             submit(job);
     } else if (job->phase == PHASE_POLL_WAIT) {
         /* Never wait past the deadline for the next poll. */
-        poll_now(job);
+        if (min_poll_ok(job))
+            poll_now(job);
     }
 }
 
