@@ -8,6 +8,8 @@
 
 #include <curl/curl.h>
 
+#include "config.h"
+
 /*
  * `mjq health [URL]`: the HEALTHCHECK of the container image. mjq links
  * libcurl already, so the image needs no curl or wget (fewer packages,
@@ -73,19 +75,24 @@ static void usage(FILE *out)
             "usage: mjq health [URL] [--timeout S]\n\n"
             "GETs URL and succeeds on HTTP 2xx: the container HEALTHCHECK, "
             "with no curl\nin the image. URL defaults to "
-            "http://<MJQ_HTTP_LISTEN>/healthz, a wildcard\nhost (0.0.0.0, "
-            "::, empty) replaced by loopback; MJQ_HTTP_LISTEN unset means\n"
-            "%s.\n\n"
+            "http://<admin address>/healthz, a wildcard host\n(0.0.0.0, "
+            "::, empty) replaced by loopback. The admin address is\n"
+            "MJQ_HTTP_LISTEN, else admin.listen of the config file "
+            "(--config FILE or\nMJQ_CONFIG), else %s.\n\n"
+            "  --config FILE the file `mjq run` reads, for its "
+            "admin.listen\n"
             "  --timeout S   whole request timeout in seconds (1..300, "
             "default %d)\n\n"
             "Exit codes: 0 HTTP 2xx, 1 any other status or no answer (the "
-            "reason on\nstderr), 64 usage.\n",
+            "reason on\nstderr), 64 usage, 78 the config file cannot be "
+            "read.\n",
             DEFAULT_LISTEN, DEFAULT_TIMEOUT_S);
 }
 
-/* Parses argv into *url and *timeout_s. Returns 0, 1 after --help, or
- * -EX_USAGE. */
-static int parse_args(int argc, char **argv, const char **url, long *timeout_s)
+/* Parses argv into *url, *config and *timeout_s. Returns 0, 1 after
+ * --help, or -EX_USAGE. */
+static int parse_args(int argc, char **argv, const char **url,
+                      const char **config, long *timeout_s)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
@@ -94,6 +101,18 @@ static int parse_args(int argc, char **argv, const char **url, long *timeout_s)
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
             return 1;
+        }
+        if (strncmp(arg, "--config=", 9) == 0) {
+            *config = arg + 9;
+            continue;
+        }
+        if (strcmp(arg, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "mjq health: --config: missing FILE\n");
+                return -EX_USAGE;
+            }
+            *config = argv[++i];
+            continue;
         }
         if (strncmp(arg, "--timeout=", 10) == 0)
             value = arg + 10;
@@ -167,25 +186,56 @@ static int check(const char *url, long timeout_s)
     return 0;
 }
 
+/*
+ * The default URL: MJQ_HTTP_LISTEN (as before any config file, and more
+ * lenient: ":PORT" works), else the file's admin.listen, loaded with the
+ * same rules as `mjq run` so both agree on the address. Returns 0, or an
+ * exit code after printing why.
+ */
+static int default_url(const char *config, char *buf, size_t len)
+{
+    const char *listen = getenv("MJQ_HTTP_LISTEN");
+    struct config cfg;
+    struct config_error err;
+    int rc = 0;
+
+    if (listen != NULL || (config == NULL && getenv("MJQ_CONFIG") == NULL)) {
+        if (healthcheck_default_url(listen, buf, len) == 0)
+            return 0;
+        fprintf(stderr, "mjq health: MJQ_HTTP_LISTEN '%s': want HOST:PORT\n",
+                listen);
+        return EX_USAGE;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    if (config_load(&cfg, config, NULL, 0, &err) != 0) {
+        char line[1024];
+
+        config_error_format(&err, line, sizeof(line));
+        fprintf(stderr, "mjq health: cannot read the admin address: %s\n",
+                line);
+        rc = EX_CONFIG;
+    } else if (healthcheck_default_url(cfg.admin_listen, buf, len) != 0) {
+        fprintf(stderr, "mjq health: admin.listen '%s': want HOST:PORT\n",
+                cfg.admin_listen);
+        rc = EX_USAGE;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 int healthcheck_main(int argc, char **argv)
 {
-    const char *url = NULL;
+    const char *url = NULL, *config = NULL;
     long timeout_s = DEFAULT_TIMEOUT_S;
     char buf[512];
-    int rc = parse_args(argc, argv, &url, &timeout_s);
+    int rc = parse_args(argc, argv, &url, &config, &timeout_s);
 
     if (rc != 0)
         return rc > 0 ? 0 : -rc;
     if (url == NULL) {
-        const char *listen = getenv("MJQ_HTTP_LISTEN");
-
-        if (healthcheck_default_url(listen, buf, sizeof(buf)) != 0) {
-            fprintf(stderr,
-                    "mjq health: MJQ_HTTP_LISTEN '%s': want "
-                    "HOST:PORT\n",
-                    listen);
-            return EX_USAGE;
-        }
+        rc = default_url(config, buf, sizeof(buf));
+        if (rc != 0)
+            return rc;
         url = buf;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ctest-timeout: 60
 # `mjq health [URL]`, the container HEALTHCHECK: 0 on HTTP 2xx, 1 on any
-# other status or no answer, 64 on usage errors; the default URL comes
-# from MJQ_HTTP_LISTEN with a wildcard host replaced by loopback. The
-# simulator serves GET /healthz (200) and 404 elsewhere.
+# other status or no answer, 64 on usage errors, 78 on a config file it
+# cannot load; the default URL comes from MJQ_HTTP_LISTEN, else from the
+# config file's admin.listen, with a wildcard host replaced by loopback.
+# The simulator serves GET /healthz (200) and 404 elsewhere.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init
 start_sim
@@ -52,3 +53,28 @@ assert_eq "$st" 64 "bad MJQ_HTTP_LISTEN"
 health --help
 assert_eq "$st" 0 "--help"
 pass "usage: exit 64"
+
+# --- admin.listen from the config file -------------------------------------------------
+conf=$E2E_DIR/mjq.conf
+printf 'admin:\n{\n    listen = "0.0.0.0:%s";\n};\n' "$SIM_PORT" >"$conf"
+unset MJQ_HTTP_LISTEN MJQ_CONFIG
+health --config "$conf"
+assert_eq "$st" 0 "admin.listen from --config ($(err))"
+assert_eq "$(cat "$E2E_DIR/out")" \
+    "http://127.0.0.1:$SIM_PORT/healthz: HTTP 200" "URL from admin.listen"
+MJQ_CONFIG=$conf health
+assert_eq "$st" 0 "admin.listen from MJQ_CONFIG ($(err))"
+MJQ_HTTP_LISTEN=127.0.0.1:$port health --config "$conf" --timeout 2
+assert_eq "$st" 1 "MJQ_HTTP_LISTEN wins over the file"
+grep -q "http://127.0.0.1:$port/healthz" "$E2E_DIR/err" ||
+    fail "MJQ_HTTP_LISTEN not used: $(err)"
+printf 'admin:\n{\n    listen = "nocolon";\n};\n' >"$conf"
+health --config "$conf"
+assert_eq "$st" 78 "invalid admin.listen in the file"
+grep -q "admin.listen=nocolon" "$E2E_DIR/err" ||
+    fail "the config error does not name admin.listen: $(err)"
+health --config "$E2E_DIR/missing.conf"
+assert_eq "$st" 78 "missing config file"
+health --config
+assert_eq "$st" 64 "--config without FILE"
+pass "admin.listen from the config file; MJQ_HTTP_LISTEN wins; a bad file is 78"
