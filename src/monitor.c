@@ -44,7 +44,10 @@ struct monitor {
     monitor_state_fn *state;
     void *ctx;
     struct admin *admin;
-    char *listen; /* admin.listen bound at start, or NULL */
+    char *listen; /* admin.listen being served, or NULL */
+    char *host;   /* its host and port, to bind again after a failed
+                   * reload */
+    int port;
     struct event *tick;
     int64_t sample_sent; /* monotonic ms of the unanswered sample, or 0 */
     int stale;           /* the next sample reply is for the old queues */
@@ -329,24 +332,64 @@ struct monitor *monitor_new(struct event_base *base, const struct config *cfg,
     return m;
 }
 
-int monitor_listen(struct monitor *m)
+/* Serves the admin endpoint on host:port. Returns 0, or -1 after logging
+ * why. */
+static int serve(struct monitor *m, const char *listen, const char *host,
+                 int port)
 {
     struct admin_handlers h = {health, ready, metrics_text, m};
     char err[256];
 
-    if (m->cfg->admin_listen == NULL)
-        return 0;
-    m->admin = admin_start(m->base, m->cfg->admin_host, m->cfg->admin_port, &h,
-                           err, sizeof(err));
+    m->admin = admin_start(m->base, host, port, &h, err, sizeof(err));
     if (m->admin == NULL) {
-        log_error("admin endpoint: cannot listen on %s: %s",
-                  m->cfg->admin_listen, err);
+        log_error("admin endpoint: cannot listen on %s: %s", listen, err);
         return -1;
     }
-    m->listen = xstrdup(m->cfg->admin_listen);
+    free(m->listen);
+    free(m->host);
+    m->listen = xstrdup(listen);
+    m->host = xstrdup(host);
+    m->port = port;
     log_info("admin endpoint on http://%s (/healthz /readyz /metrics)",
              m->listen);
     return 0;
+}
+
+int monitor_listen(struct monitor *m)
+{
+    if (m->cfg->admin_listen == NULL)
+        return 0;
+    return serve(m, m->cfg->admin_listen, m->cfg->admin_host,
+                 m->cfg->admin_port);
+}
+
+/*
+ * A reload moved admin.listen. The old socket closes first, since the new
+ * address may share its port; if the new one cannot be bound, the old one
+ * is bound again so the probes keep answering.
+ */
+static void move_listener(struct monitor *m)
+{
+    const char *now = m->cfg->admin_listen;
+    char *old_listen = m->listen, *old_host = m->host;
+
+    if ((now == NULL && m->listen == NULL) ||
+        (now != NULL && m->listen != NULL && strcmp(now, m->listen) == 0))
+        return;
+    admin_free(m->admin);
+    m->admin = NULL;
+    m->listen = m->host = NULL;
+    if (now == NULL) {
+        log_info("admin endpoint on http://%s closed (admin.listen is "
+                 "now empty)",
+                 old_listen);
+    } else if (serve(m, now, m->cfg->admin_host, m->cfg->admin_port) != 0 &&
+               old_listen != NULL) {
+        log_warn("admin endpoint: keeping http://%s", old_listen);
+        serve(m, old_listen, old_host, m->port);
+    }
+    free(old_listen);
+    free(old_host);
 }
 
 void monitor_restarted(struct monitor *m)
@@ -356,16 +399,10 @@ void monitor_restarted(struct monitor *m)
 
 void monitor_reconfigure(struct monitor *m)
 {
-    const char *now = m->cfg->admin_listen;
-
     set_queues(m);
     if (m->sample_sent != 0)
         m->stale = 1; /* replies come in order: the next one is old */
-    if ((now == NULL) != (m->listen == NULL) ||
-        (now != NULL && strcmp(now, m->listen) != 0))
-        log_warn("admin.listen changed to %s: takes effect when mjq run "
-                 "restarts",
-                 now != NULL ? now : "\"\"");
+    move_listener(m);
 }
 
 void monitor_free(struct monitor *m)
@@ -382,6 +419,7 @@ void monitor_free(struct monitor *m)
     }
     free(m->queues);
     free(m->listen);
+    free(m->host);
     metrics_snapshot_free(m->retired);
     metrics_snapshot_free(m->merged);
     free(m);

@@ -77,8 +77,9 @@ void monitor_restarted(struct monitor *m);
 
 /*
  * After a reload: follows the new list of queues (a queue kept by name
- * keeps its history). admin.listen is not re-bound; a change is logged
- * as taking effect at the next start.
+ * keeps its history) and a new admin.listen (closed, moved, or kept on
+ * the old address when the new one cannot be bound; logged either way).
+ * Account names in the metrics stay those of the start.
  */
 void monitor_reconfigure(struct monitor *m);
 

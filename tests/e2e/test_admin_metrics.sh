@@ -5,7 +5,8 @@
 # check); job figures summed over two workers; counters that do not go
 # backwards when a worker is killed and restarted; readiness without
 # Redis and while draining; 404 and 405; a second supervisor on the same
-# port exits 1; the oldest-job age of a queue nobody can take from.
+# port exits 1; the oldest-job age of a queue nobody can take from; a
+# reload that moves, fails to move, and closes the endpoint.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init
 command -v promtool >/dev/null ||
@@ -197,3 +198,49 @@ for name in sup dup age; do
         fail "the API key appears in the log of $name"
 done
 pass "JSON logs carry worker and job; no secret in the logs"
+
+# --- SIGHUP moves the endpoint --------------------------------------------------------
+# admin.listen in a config file, changed under a running supervisor: to a
+# new port (the old one closes), to a port Redis holds (logged, the
+# endpoint stays where it was), then to "" (closed). The supervisor lives
+# through all three.
+conf=$E2E_DIR/admin.conf
+write_listen()
+{
+    printf 'supervisor:\n{\n    workers = 1;\n};\nadmin:\n{\n    listen = "%s";\n};\n' \
+        "$1" >"$conf.tmp"
+    mv -f "$conf.tmp" "$conf"
+}
+port_a=$(free_port)
+port_b=$(free_port)
+[ "$port_a" != "$port_b" ] || port_b=$(free_port)
+code_on() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/healthz" || true; }
+write_listen "127.0.0.1:$port_a"
+start_run mv --config "$conf"
+wait_alive mv 20 "/healthz on the first port" eval '[ "$(code_on "$port_a")" = 200 ]'
+
+write_listen "127.0.0.1:$port_b"
+signal_proc mv HUP
+wait_alive mv 20 "/healthz on the new port" eval '[ "$(code_on "$port_b")" = 200 ]'
+assert_eq "$(code_on "$port_a")" 000 "the old port after the move"
+pass "reload: the endpoint moved from port $port_a to $port_b"
+
+write_listen "127.0.0.1:$REDIS_PORT"
+signal_proc mv HUP
+wait_alive mv 20 "the bind failure logged" \
+    grep -q "admin endpoint: keeping http://127.0.0.1:$port_b" "$(log_file mv)"
+grep -q "cannot listen on 127.0.0.1:$REDIS_PORT: bind: Address already in use" \
+    "$(log_file mv)" || fail "bind failure on reload not logged"
+assert_eq "$(code_on "$port_b")" 200 "/healthz after a failed move"
+pass "reload to a taken port: logged, the endpoint stays on $port_b"
+
+write_listen ""
+signal_proc mv HUP
+wait_alive mv 20 "the endpoint closed" eval '[ "$(code_on "$port_b")" = 000 ]'
+grep -q "admin endpoint on http://127.0.0.1:$port_b closed" "$(log_file mv)" ||
+    fail "closing not logged"
+proc_alive mv || fail "the supervisor died"
+signal_proc mv TERM
+wait_exit mv 20
+assert_eq "$(proc_status mv)" 0 "supervisor exit status after the reloads"
+pass "reload to an empty admin.listen: closed; the supervisor exits 0 later"
