@@ -39,10 +39,14 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-    local p
+    # Below the ephemeral range (where outgoing connections take their
+    # ports), and on no socket at all.
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range || true
+    [ "$lo" -gt 12000 ] || lo=32768
     for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -ltn "sport = :$p" | grep -q ":$p"; then
+        p=$((10000 + RANDOM % (lo - 10000)))
+        if [ -z "$(ss -Hant "sport = :$p")" ]; then
             echo "$p"
             return
         fi
@@ -56,7 +60,7 @@ start_redis() {
     redis-server --port "$rport" --bind 127.0.0.1 --save '' \
         --appendonly no --daemonize no --logfile "$dir/redis.log" &
     redis_pid=$!
-    pids+=($redis_pid)
+    pids+=("$redis_pid")
     for _ in $(seq 100); do
         redis-cli -p "$rport" ping >/dev/null 2>&1 && return
         sleep 0.05
@@ -70,7 +74,7 @@ start_sim() {
     "$mjq" sim --listen 127.0.0.1:0 --port-file "$dir/sim.port" \
         --key bench-key "$@" >"$dir/sim.log" 2>&1 &
     sim_pid=$!
-    pids+=($sim_pid)
+    pids+=("$sim_pid")
     for _ in $(seq 100); do
         [ -s "$dir/sim.port" ] && break
         sleep 0.05
@@ -124,7 +128,7 @@ throughput() {
         MJQ_CONCURRENCY=$concurrency MJQ_POLL_SCHEDULE_MS=0 \
         MJQ_LOG_LEVEL=warn "$mjq" worker >"$dir/worker.log" 2>&1 &
     w=$!
-    pids+=($w)
+    pids+=("$w")
     t0=$(now_ms)
     c0=$(cpu_ticks "$w")
     for _ in $(seq 6000); do
@@ -178,7 +182,7 @@ capacity() {
         MJQ_JOB_TIMEOUT_S=600 MJQ_LOG_LEVEL=warn \
         "$mjq" worker >"$dir/worker.log" 2>&1 &
     w=$!
-    pids+=($w)
+    pids+=("$w")
     for _ in $(seq 600); do
         n=$(redis-cli -p "$rport" llen mjq:queue:default)
         [ "$n" -eq 0 ] && break
@@ -225,7 +229,7 @@ polling_run() {
         MJQ_API_BATCH_FETCH=$batch MJQ_API_BATCH_WINDOW_MS=200 \
         MJQ_LOG_LEVEL=warn "$mjq" worker >"$dir/worker.log" 2>&1 &
     w=$!
-    pids+=($w)
+    pids+=("$w")
     t0=$(now_ms)
     c0=$(cpu_ticks "$w")
     for _ in $(seq 3000); do

@@ -40,10 +40,14 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-    local p
+    # Below the ephemeral range (where outgoing connections take their
+    # ports), and on no socket at all.
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range || true
+    [ "$lo" -gt 12000 ] || lo=32768
     for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -ltn "sport = :$p" | grep -q ":$p"; then
+        p=$((10000 + RANDOM % (lo - 10000)))
+        if [ -z "$(ss -Hant "sport = :$p")" ]; then
             echo "$p"
             return
         fi
@@ -77,7 +81,8 @@ pids+=($!)
 wait_for 10 "mjq sim" test -s "$dir/sim.port"
 
 export MJQ_REDIS_URL=redis://127.0.0.1:$rport/0
-export MJQ_API_BASE_URL=http://127.0.0.1:$(cat "$dir/sim.port")
+MJQ_API_BASE_URL=http://127.0.0.1:$(cat "$dir/sim.port")
+export MJQ_API_BASE_URL
 export MJQ_API_KEY=demo-key
 export MJQ_POLL_SCHEDULE_MS=500,1000
 "$mjq" run >"$dir/mjq.log" 2>&1 &

@@ -24,7 +24,7 @@
 #   assert_eq GOT WANT MSG        fail unless GOT == WANT
 #   wait_until SECS DESC CMD...   poll CMD every 0.1 s; fail with DESC on timeout
 #   now_ms                        unix time in milliseconds
-#   free_port                     a free 127.0.0.1 TCP port in 20000-60000
+#   free_port                     a free 127.0.0.1 TCP port below the ephemeral range
 #   start_redis [ARGS...]         private redis-server; exports REDIS_PORT,
 #                                 MJQ_REDIS_URL (extra ARGS go to redis-server)
 #   stop_redis / restart_redis    stop it / start it again, same port and dir
@@ -376,12 +376,23 @@ e2e_cleanup()
 
 # --- redis --------------------------------------------------------------
 
+# A loopback port nothing uses, for a server a test starts. It is drawn
+# outside the kernel's ephemeral range, where the client side of any
+# connection (curl, redis-cli, the workers) may hold a port that a bind
+# then finds taken, and no socket of any state may be on it.
 free_port()
 {
-    local i p
+    local i p lo=32768 hi=60999 bottom=10000 top
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || true
+    top=$((lo - 1))
+    if [ "$top" -lt $((bottom + 1000)) ]; then
+        bottom=$((hi + 1))
+        top=65535
+        [ "$bottom" -lt $((top - 1000)) ] || { bottom=20000; top=60000; }
+    fi
     for i in $(seq 1 50); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
-        if [ -z "$(ss -Hltn "( sport = :$p )")" ]; then
+        p=$((bottom + (RANDOM * 32768 + RANDOM) % (top - bottom + 1)))
+        if [ -z "$(ss -Hant "( sport = :$p )")" ]; then
             echo "$p"
             return 0
         fi
