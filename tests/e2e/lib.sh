@@ -473,36 +473,55 @@ restart_redis()
 
 # --- simulator ------------------------------------------------------------
 
-# Starts `mjq sim` with LISTEN ("127.0.0.1:0" picks a port) and waits for
-# its port file.
+# Starts `mjq sim` on 127.0.0.1:PORT and waits for its port file.
+# Returns 1 if it exited first (the port was taken).
 e2e_sim_launch()
 {
-    local listen=$1 port
+    local port=$1 deadline
     shift
     e2e_need_bin
     rm -f "$E2E_DIR/sim.port"
-    start_proc sim "$MJQ_BIN" sim --listen "$listen" \
+    start_proc sim "$MJQ_BIN" sim --listen "127.0.0.1:$port" \
         --port-file "$E2E_DIR/sim.port" --key "$SIM_KEY" "$@"
-    wait_until 15 "the simulator's port file" \
-        grep -qE '^[0-9]+$' "$E2E_DIR/sim.port"
-    port=$(cat "$E2E_DIR/sim.port")
+    deadline=$(($(now_ms) + 15000))
+    until grep -qE '^[0-9]+$' "$E2E_DIR/sim.port" 2>/dev/null; do
+        proc_alive sim || return 1
+        [ "$(now_ms)" -lt "$deadline" ] ||
+            fail "timed out after 15s waiting for the simulator's port file"
+        sleep 0.05
+    done
     export SIM_PORT=$port
     export MJQ_API_BASE_URL="http://127.0.0.1:$port"
     export MJQ_API_KEY=$SIM_KEY
 }
 
+# On a free port (free_port), not one the kernel picks: restart_sim binds
+# the same port again, and a port of the ephemeral range may meanwhile be
+# taken by an outgoing connection.
 start_sim()
 {
-    e2e_sim_launch 127.0.0.1:0 "$@"
+    local try port
+    for try in $(seq 1 10); do
+        port=$(free_port)
+        e2e_sim_launch "$port" "$@" && return 0
+        echo "e2e: mjq sim failed on port $port (try $try)" >&2
+    done
+    fail "mjq sim did not start in 10 tries (see sim.log)"
 }
 
 restart_sim()
 {
+    local deadline
     [ -n "${SIM_PORT:-}" ] || fail "restart_sim before start_sim"
     if proc_alive sim; then
         stop_proc sim
     fi
-    e2e_sim_launch "127.0.0.1:$SIM_PORT" "$@"
+    deadline=$(($(now_ms) + 10000))
+    until e2e_sim_launch "$SIM_PORT" "$@"; do
+        [ "$(now_ms)" -lt "$deadline" ] ||
+            fail "mjq sim did not restart on port $SIM_PORT (see sim.log)"
+        sleep 0.2
+    done
 }
 
 sim_stats()
