@@ -332,27 +332,42 @@ struct monitor *monitor_new(struct event_base *base, const struct config *cfg,
     return m;
 }
 
-/* Serves the admin endpoint on host:port. Returns 0, or -1 after logging
- * why. */
+/* Serves the admin endpoint on host:port, in place of the one served
+ * before if any. Returns 0, or -1 after logging why (nothing changed). */
 static int serve(struct monitor *m, const char *listen, const char *host,
                  int port)
 {
     struct admin_handlers h = {health, ready, metrics_text, m};
-    char err[256];
+    struct admin *a;
+    char err[256], *l, *hcopy;
 
-    m->admin = admin_start(m->base, host, port, &h, err, sizeof(err));
-    if (m->admin == NULL) {
+    a = admin_start(m->base, host, port, &h, err, sizeof(err));
+    if (a == NULL) {
         log_error("admin endpoint: cannot listen on %s: %s", listen, err);
         return -1;
     }
+    l = xstrdup(listen); /* listen may be m->listen */
+    hcopy = xstrdup(host);
+    admin_free(m->admin);
     free(m->listen);
     free(m->host);
-    m->listen = xstrdup(listen);
-    m->host = xstrdup(host);
+    m->admin = a;
+    m->listen = l;
+    m->host = hcopy;
     m->port = port;
     log_info("admin endpoint on http://%s (/healthz /readyz /metrics)",
              m->listen);
     return 0;
+}
+
+static void stop_serving(struct monitor *m)
+{
+    admin_free(m->admin);
+    free(m->listen);
+    free(m->host);
+    m->admin = NULL;
+    m->listen = m->host = NULL;
+    m->port = 0;
 }
 
 int monitor_listen(struct monitor *m)
@@ -364,29 +379,44 @@ int monitor_listen(struct monitor *m)
 }
 
 /*
- * A reload moved admin.listen. The old socket closes first, since the new
- * address may share its port; if the new one cannot be bound, the old one
- * is bound again so the probes keep answering.
+ * A reload changed admin.listen. A new port is bound before the old
+ * socket closes, so the probes never find the endpoint gone; the same
+ * port on another host can only be bound once the old socket is closed,
+ * and then the old address is bound again if the new one fails.
  */
 static void move_listener(struct monitor *m)
 {
     const char *now = m->cfg->admin_listen;
-    char *old_listen = m->listen, *old_host = m->host;
+    char *old_listen, *old_host;
+    int old_port;
 
     if ((now == NULL && m->listen == NULL) ||
         (now != NULL && m->listen != NULL && strcmp(now, m->listen) == 0))
         return;
-    admin_free(m->admin);
-    m->admin = NULL;
-    m->listen = m->host = NULL;
     if (now == NULL) {
         log_info("admin endpoint on http://%s closed (admin.listen is "
                  "now empty)",
-                 old_listen);
-    } else if (serve(m, now, m->cfg->admin_host, m->cfg->admin_port) != 0 &&
-               old_listen != NULL) {
-        log_warn("admin endpoint: keeping http://%s", old_listen);
-        serve(m, old_listen, old_host, m->port);
+                 m->listen);
+        stop_serving(m);
+        return;
+    }
+    if (m->admin == NULL || m->cfg->admin_port != m->port) {
+        if (serve(m, now, m->cfg->admin_host, m->cfg->admin_port) != 0 &&
+            m->admin != NULL)
+            log_warn("admin endpoint: staying on http://%s", m->listen);
+        return;
+    }
+    old_listen = xstrdup(m->listen);
+    old_host = xstrdup(m->host);
+    old_port = m->port;
+    stop_serving(m);
+    if (serve(m, now, m->cfg->admin_host, m->cfg->admin_port) != 0) {
+        if (serve(m, old_listen, old_host, old_port) == 0)
+            log_warn("admin endpoint: staying on http://%s", old_listen);
+        else
+            log_error("admin endpoint closed: neither %s nor %s could be "
+                      "bound",
+                      now, old_listen);
     }
     free(old_listen);
     free(old_host);

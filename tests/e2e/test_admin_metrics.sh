@@ -227,18 +227,27 @@ pass "reload: the endpoint moved from port $port_a to $port_b"
 
 write_listen "127.0.0.1:$REDIS_PORT"
 signal_proc mv HUP
-wait_alive mv 20 "the bind failure logged" \
-    grep -q "admin endpoint: keeping http://127.0.0.1:$port_b" "$(log_file mv)"
+wait_alive mv 20 "the failed move logged" \
+    grep -q "admin endpoint: staying on http://127.0.0.1:$port_b" "$(log_file mv)"
 grep -q "cannot listen on 127.0.0.1:$REDIS_PORT: bind: Address already in use" \
     "$(log_file mv)" || fail "bind failure on reload not logged"
 assert_eq "$(code_on "$port_b")" 200 "/healthz after a failed move"
 pass "reload to a taken port: logged, the endpoint stays on $port_b"
 
+# The same port under another name: the old socket has to close first.
+write_listen "localhost:$port_b"
+signal_proc mv HUP
+wait_alive mv 20 "the endpoint on localhost:$port_b" \
+    grep -q "admin endpoint on http://localhost:$port_b " "$(log_file mv)"
+wait_alive mv 10 "/healthz on localhost:$port_b" \
+    eval '[ "$(code_on "$port_b")" = 200 ]'
+pass "reload to the same port under another host name: served again"
+
 write_listen ""
 signal_proc mv HUP
-wait_alive mv 20 "the endpoint closed" eval '[ "$(code_on "$port_b")" = 000 ]'
-grep -q "admin endpoint on http://127.0.0.1:$port_b closed" "$(log_file mv)" ||
-    fail "closing not logged"
+wait_alive mv 20 "the closing logged" \
+    grep -q "admin endpoint on http://localhost:$port_b closed" "$(log_file mv)"
+wait_alive mv 10 "the endpoint closed" eval '[ "$(code_on "$port_b")" = 000 ]'
 proc_alive mv || fail "the supervisor died"
 signal_proc mv TERM
 wait_exit mv 20
