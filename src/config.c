@@ -1647,11 +1647,10 @@ static char *read_text(const char *path, struct config_error *err)
  * would misread, then parsed; libconfig's strings are copied out by
  * apply_group() before config_destroy().
  */
-static int load_file(struct config *cfg, const char *path,
-                     struct origin *origins, struct upstream_specs *specs,
-                     struct config_error *err)
+/* Reads and parses the file at path into lc (config_destroy() it after
+ * a 0). Returns 0, or -1 with err naming the file (and line). */
+static int parse_file(config_t *lc, const char *path, struct config_error *err)
 {
-    config_t lc;
     char *text;
     int rc;
 
@@ -1662,20 +1661,64 @@ static int load_file(struct config *cfg, const char *path,
         return -1;
     }
     memset(err, 0, sizeof(*err));
-    config_init(&lc);
-    rc = config_read_string(&lc, text);
+    config_init(lc);
+    rc = config_read_string(lc, text);
     free(text);
     if (rc != CONFIG_TRUE) {
-        const char *etext = config_error_text(&lc);
+        const char *etext = config_error_text(lc);
 
         snprintf(err->file, sizeof(err->file), "%s", path);
-        err->line = config_error_line(&lc);
+        err->line = config_error_line(lc);
         fail(err, "%s", etext != NULL ? etext : "cannot parse the file");
-        config_destroy(&lc);
+        config_destroy(lc);
         return -1;
     }
+    return 0;
+}
+
+static int load_file(struct config *cfg, const char *path,
+                     struct origin *origins, struct upstream_specs *specs,
+                     struct config_error *err)
+{
+    config_t lc;
+    int rc;
+
+    if (parse_file(&lc, path, err) < 0)
+        return -1;
     rc = apply_group(cfg, config_root_setting(&lc), "", path, origins, specs,
                      err);
+    config_destroy(&lc);
+    return rc;
+}
+
+int config_file_setting(struct config *cfg, const char *path, const char *key,
+                        struct config_error *err)
+{
+    config_t lc;
+    config_setting_t *s;
+    const char *value;
+    int rc = 1;
+
+    if (parse_file(&lc, path, err) < 0)
+        return -1;
+    s = config_lookup(&lc, key);
+    if (s == NULL) {
+        config_destroy(&lc);
+        return 0;
+    }
+    value = config_setting_get_string(s);
+    if (value == NULL) {
+        memset(err, 0, sizeof(*err));
+        snprintf(err->key, sizeof(err->key), "%s", key);
+        fail(err, "must be a string");
+        rc = -1;
+    } else if (config_set(cfg, key, value, err) < 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        snprintf(err->file, sizeof(err->file), "%s", path);
+        err->line = config_setting_source_line(s);
+    }
     config_destroy(&lc);
     return rc;
 }

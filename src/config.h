@@ -183,6 +183,17 @@ int config_set(struct config *cfg, const char *key, const char *value,
                struct config_error *err);
 
 /*
+ * Applies only the setting `key` ("admin.listen") of the config file at
+ * path, parsed and checked as config_load() would, ignoring the rest of
+ * the file: for a tool that needs one value even when other settings are
+ * wrong. Returns 1 when applied, 0 when the file does not set it, or -1
+ * with err filled (the file cannot be read or parsed, or the value is
+ * invalid). String settings only.
+ */
+int config_file_setting(struct config *cfg, const char *path, const char *key,
+                        struct config_error *err);
+
+/*
  * Maps a long flag name, without the leading dashes ("concurrency",
  * "redis-url"), to its file key ("worker.concurrency"). Returns a static
  * string, or NULL for an unknown flag.

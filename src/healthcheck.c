@@ -72,20 +72,21 @@ int healthcheck_default_url(const char *listen, char *buf, size_t len)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mjq health [URL] [--timeout S]\n\n"
+            "usage: mjq health [URL] [--config FILE] [--timeout S]\n\n"
             "GETs URL and succeeds on HTTP 2xx: the container HEALTHCHECK, "
             "with no curl\nin the image. URL defaults to "
             "http://<admin address>/healthz, a wildcard host\n(0.0.0.0, "
             "::, empty) replaced by loopback. The admin address is\n"
-            "MJQ_HTTP_LISTEN, else admin.listen of the config file "
-            "(--config FILE or\nMJQ_CONFIG), else %s.\n\n"
+            "MJQ_HTTP_LISTEN; else admin.listen of the config file "
+            "(--config FILE or\nMJQ_CONFIG), only that setting read; "
+            "else, with no file, %s.\n\n"
             "  --config FILE the file `mjq run` reads, for its "
             "admin.listen\n"
             "  --timeout S   whole request timeout in seconds (1..300, "
             "default %d)\n\n"
             "Exit codes: 0 HTTP 2xx, 1 any other status or no answer (the "
-            "reason on\nstderr), 64 usage, 78 the config file cannot be "
-            "read.\n",
+            "reason on\nstderr), 64 usage or no address to check, 78 the "
+            "config file or its\nadmin.listen is invalid.\n",
             DEFAULT_LISTEN, DEFAULT_TIMEOUT_S);
 }
 
@@ -187,37 +188,49 @@ static int check(const char *url, long timeout_s)
 }
 
 /*
- * The default URL: MJQ_HTTP_LISTEN (as before any config file, and more
- * lenient: ":PORT" works), else the file's admin.listen, loaded with the
- * same rules as `mjq run` so both agree on the address. Returns 0, or an
- * exit code after printing why.
+ * The default URL: MJQ_HTTP_LISTEN (more lenient than the config: ":PORT"
+ * works), else the config file's admin.listen. Only that setting of the
+ * file is read, so a mistake elsewhere in it (which the running
+ * supervisor does not have: it read the file before) cannot make a
+ * healthy container look sick. Returns 0, or an exit code after printing
+ * why.
  */
 static int default_url(const char *config, char *buf, size_t len)
 {
     const char *listen = getenv("MJQ_HTTP_LISTEN");
     struct config cfg;
     struct config_error err;
-    int rc = 0;
+    int rc;
 
-    if (listen != NULL || (config == NULL && getenv("MJQ_CONFIG") == NULL)) {
+    if (config == NULL)
+        config = getenv("MJQ_CONFIG");
+    if (listen != NULL || config == NULL || config[0] == '\0') {
         if (healthcheck_default_url(listen, buf, len) == 0)
             return 0;
         fprintf(stderr, "mjq health: MJQ_HTTP_LISTEN '%s': want HOST:PORT\n",
                 listen);
         return EX_USAGE;
     }
-    memset(&cfg, 0, sizeof(cfg));
-    if (config_load(&cfg, config, NULL, 0, &err) != 0) {
+    config_defaults(&cfg);
+    rc = config_file_setting(&cfg, config, "admin.listen", &err);
+    if (rc < 0) {
         char line[1024];
 
         config_error_format(&err, line, sizeof(line));
-        fprintf(stderr, "mjq health: cannot read the admin address: %s\n",
-                line);
+        fprintf(stderr, "mjq health: %s\n", line);
         rc = EX_CONFIG;
-    } else if (healthcheck_default_url(cfg.admin_listen, buf, len) != 0) {
-        fprintf(stderr, "mjq health: admin.listen '%s': want HOST:PORT\n",
-                cfg.admin_listen);
+    } else if (cfg.admin_listen == NULL) {
+        fprintf(stderr,
+                "mjq health: no admin endpoint to check: MJQ_HTTP_LISTEN is "
+                "unset and admin.listen in %s is %s; pass a URL\n",
+                config, rc == 0 ? "not set" : "empty");
         rc = EX_USAGE;
+    } else if (healthcheck_default_url(cfg.admin_listen, buf, len) != 0) {
+        fprintf(stderr, "mjq health: admin.listen '%s' in %s: want HOST:PORT\n",
+                cfg.admin_listen, config);
+        rc = EX_USAGE;
+    } else {
+        rc = 0;
     }
     config_free(&cfg);
     return rc;

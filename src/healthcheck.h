@@ -7,7 +7,8 @@
  * Entry point of `mjq health`: GETs the supervisor's health endpoint
  * (argv[0] is "health"), for container health checks in an image that
  * has no curl. Returns the process exit code: 0 on HTTP 2xx, 1 on any
- * other answer or no answer, 64 usage.
+ * other answer or no answer, 64 usage or no address to check, 78 an
+ * unreadable config file or an invalid admin.listen in it.
  */
 int healthcheck_main(int argc, char **argv);
 

@@ -838,6 +838,60 @@ static void test_file_errors(void **state)
     assert_string_equal(err.reason, "the config file is not a regular file");
 }
 
+/* config_file_setting(): one setting of a file, the rest ignored. */
+static void test_file_setting(void **state)
+{
+    struct config cfg;
+    struct config_error err;
+    const char *path;
+    char line[PATH_MAX + 128];
+
+    (void)state;
+    config_defaults(&cfg);
+    /* Set, with an invalid setting elsewhere that must not matter. */
+    path = write_file("one.conf", "worker = { concurrency = 0; };\n"
+                                  "admin = { listen = \"0.0.0.0:9187\"; };\n");
+    assert_int_equal(config_file_setting(&cfg, path, "admin.listen", &err), 1);
+    assert_string_equal(cfg.admin_listen, "0.0.0.0:9187");
+    assert_string_equal(cfg.admin_host, "0.0.0.0");
+    assert_int_equal(cfg.admin_port, 9187);
+    assert_int_equal(cfg.concurrency, 100); /* untouched */
+
+    /* Not set: 0, nothing changed. */
+    path = write_file("one.conf", "log = { level = \"warn\"; };\n");
+    assert_int_equal(config_file_setting(&cfg, path, "admin.listen", &err), 0);
+    assert_string_equal(cfg.admin_listen, "0.0.0.0:9187");
+
+    /* Invalid value: the key, the reason, the file and the line. */
+    path = write_file("one.conf", "\nadmin:\n{\n  listen = \"nocolon\";\n};\n");
+    assert_int_equal(config_file_setting(&cfg, path, "admin.listen", &err), -1);
+    snprintf(line, sizeof(line),
+             "config: admin.listen=nocolon: expected HOST:PORT, e.g. "
+             "0.0.0.0:9187 (%s:4)",
+             path);
+    assert_string_equal(fmt(&err), line);
+    assert_string_equal(cfg.admin_listen, "0.0.0.0:9187"); /* kept */
+
+    /* Not a string. */
+    path = write_file("one.conf", "admin = { listen = 9187; };\n");
+    assert_int_equal(config_file_setting(&cfg, path, "admin.listen", &err), -1);
+    assert_string_equal(err.key, "admin.listen");
+    assert_string_equal(err.reason, "must be a string");
+    assert_int_equal(err.line, 1);
+
+    /* Syntax error and missing file, as config_load() says them. */
+    path = write_file("one.conf", "admin = { listen = ; };\n");
+    assert_int_equal(config_file_setting(&cfg, path, "admin.listen", &err), -1);
+    assert_string_equal(err.file, path);
+    assert_int_equal(err.line, 1);
+    snprintf(line, sizeof(line), "%s/nope.conf", tmpdir);
+    assert_int_equal(config_file_setting(&cfg, line, "admin.listen", &err), -1);
+    assert_string_equal(err.reason,
+                        "cannot read the config file: No such file or "
+                        "directory");
+    config_free(&cfg);
+}
+
 static void test_file_types(void **state)
 {
     static const struct {
@@ -1676,6 +1730,7 @@ int main(void)
         T(test_notify_hook_and_routes),
         T(test_file_errors),
         T(test_file_types),
+        T(test_file_setting),
         T(test_queues),
         T(test_poll_schedule),
         T(test_sizes),
