@@ -42,11 +42,13 @@ trap cleanup EXIT
 free_port() {
     # Below the ephemeral range (where outgoing connections take their
     # ports), and on no socket at all.
-    local p lo=32768
+    local p lo=32768 base
     read -r lo _ </proc/sys/net/ipv4/ip_local_port_range || true
-    [ "$lo" -gt 12000 ] || lo=32768
+    base=10000
+    # (An ephemeral range starting low leaves no room below: any port.)
+    [ "$lo" -gt 12000 ] || { base=20000; lo=60000; }
     for _ in $(seq 100); do
-        p=$((10000 + RANDOM % (lo - 10000)))
+        p=$((base + RANDOM % (lo - base)))
         if [ -z "$(ss -Hant "sport = :$p")" ]; then
             echo "$p"
             return

@@ -955,9 +955,10 @@ static int min_poll_ok(struct job *job)
     long min = upstream_min_poll_ms(job->w->up, job->account);
     int64_t waited = clock_mono_ms() - job->answered_ms;
 
-    if (min <= 0 || job->answered_ms == 0 || waited >= min)
+    /* Both readings are cut to whole ms: only a gap above min is sure. */
+    if (min <= 0 || job->answered_ms == 0 || waited > min)
         return 1;
-    set_timer(job, (long)(min - waited) + 1);
+    set_timer(job, (long)(min - waited) + COARSE_CLOCK_MARGIN_MS);
     return 0;
 }
 

@@ -6,8 +6,11 @@ e2e_init
 
 # --- redis on a free port, private and empty --------------------------------
 start_redis
-[[ $REDIS_PORT =~ ^[0-9]+$ ]] && [ "$REDIS_PORT" -ge 20000 ] &&
-    [ "$REDIS_PORT" -le 60000 ] || fail "REDIS_PORT '$REDIS_PORT'"
+read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range
+[[ $REDIS_PORT =~ ^[0-9]+$ ]] && [ "$REDIS_PORT" -ge 1024 ] &&
+    [ "$REDIS_PORT" -le 65535 ] || fail "REDIS_PORT '$REDIS_PORT'"
+[ "$eph_lo" -le 11000 ] || [ "$REDIS_PORT" -lt "$eph_lo" ] ||
+    fail "REDIS_PORT $REDIS_PORT is in the ephemeral range (from $eph_lo)"
 assert_eq "$MJQ_REDIS_URL" "redis://127.0.0.1:$REDIS_PORT/0" "MJQ_REDIS_URL"
 assert_eq "$(rcli PING)" PONG "ping"
 assert_eq "$(rcli DBSIZE)" 0 "fresh redis is empty"
