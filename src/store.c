@@ -187,7 +187,8 @@ static const char claim_lua[] =
  * default queue when there is none), takes it out of that queue's taken
  * counter (queue_age.h), then forgets the worker. The claim script then
  * resumes each job (by its task id if it has one).
- * Returns {moved, dead worker, dead worker...}, or {-1} without the lock.
+ * Returns {moved, dead worker, its jobs moved, ...} (only workers that had
+ * jobs: one that drained and left has none), or {-1} without the lock.
  */
 static const char sweep_lua[] =
     "local p = ARGV[1]\n"
@@ -197,7 +198,7 @@ static const char sweep_lua[] =
     "local function failed(r) return type(r) == 'table' and r.err end\n"
     "for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do\n"
     "  if redis.call('EXISTS', p .. 'worker:' .. w) == 0 then\n"
-    "    local list, stuck = p .. 'processing:' .. w, false\n"
+    "    local list, stuck, n = p .. 'processing:' .. w, false, 0\n"
     "    redis.call('SREM', p .. 'workers', w)\n"
     "    while true do\n"
     "      local v = redis.call('LINDEX', list, 0)\n"
@@ -218,11 +219,13 @@ static const char sweep_lua[] =
     "      if failed(r) then stuck = true break end\n"
     "      redis.pcall('DECR', p .. 'stats:taken:' .. q)\n"
     "      moved = moved + 1\n"
+    "      n = n + 1\n"
     "    end\n"
     "    if stuck then\n"
     "      redis.call('SADD', p .. 'workers', w)\n"
-    "    else\n"
+    "    elseif n > 0 then\n"
     "      out[#out + 1] = w\n"
+    "      out[#out + 1] = n\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -1484,11 +1487,13 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv)
             p->cb.done(1, p->ctx);
     } else if (reply_rc(r) == 0 && r->type == REDIS_REPLY_ARRAY &&
                r->elements > 0 && r->element[0]->type == REDIS_REPLY_INTEGER) {
-        for (size_t i = 1; i < r->elements; i++)
-            if (r->element[i]->type == REDIS_REPLY_STRING)
-                log_warn("worker %s is gone (no heartbeat): its jobs go "
-                         "back to their queues",
-                         r->element[i]->str);
+        for (size_t i = 1; i + 1 < r->elements; i += 2)
+            if (r->element[i]->type == REDIS_REPLY_STRING &&
+                r->element[i + 1]->type == REDIS_REPLY_INTEGER)
+                log_warn("worker %s is gone (no heartbeat): %lld job%s back "
+                         "in the queues",
+                         r->element[i]->str, r->element[i + 1]->integer,
+                         r->element[i + 1]->integer == 1 ? "" : "s");
         if (r->element[0]->integer > 0)
             log_warn("recovered %lld jobs from dead workers",
                      r->element[0]->integer);

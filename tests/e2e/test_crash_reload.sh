@@ -133,3 +133,9 @@ assert_eq "$(children)" "$(printf '%s\n' "${new[@]}" | sort | xargs)" \
     "children after 20 more jobs"
 proc_alive sup || fail "the supervisor died"
 pass "invalid reload refused; same workers ${new[*]} kept taking jobs"
+
+# The old workers drained and left: the sweeps since (one every 2 s) must
+# not report them as dead workers.
+sweeps=$(grep -c "worker .* is gone (no heartbeat)" "$(log_file sup)" || true)
+assert_eq "$sweeps" 0 "sweep warnings about workers that drained and left"
+pass "no 'is gone' warning for the drained workers"

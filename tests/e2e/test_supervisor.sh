@@ -78,20 +78,24 @@ push_jobs kill 60
 # Kill it mid-poll: every job it holds has its task id recorded. (A kill
 # during a submit can fall in the narrow window docs/operations.md
 # describes, where a second submit is possible; not what this checks.)
+# One EVAL reads the list and the records at one instant: read one by
+# one, a loaded machine could see the jobs finish before the kill.
 all_recorded()
 {
-    local ids id
-    ids=$(rcli LRANGE "$vkey" 0 -1 | jq -r .id)
-    [ -n "$ids" ] || return 1
-    for id in $ids; do
-        [ -n "$(rcli HGET "mjq:job:$id" task_id)" ] || return 1
-    done
+    [ "$(rcli EVAL "local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+        if #ids == 0 then return 0 end
+        for _, v in ipairs(ids) do
+            local id = cjson.decode(v).id
+            if not redis.call('HGET', 'mjq:job:' .. id, 'task_id') then return 0 end
+        end
+        return #ids" 1 "$vkey")" -gt 0 ]
 }
 wait_until 20 "jobs in the victim's processing list, all submitted" \
     all_recorded
-held=$(rcli LLEN "$vkey")
 kill -KILL "$victim"
 wait_until 10 "the victim is gone" eval '! proc_alive '"$victim"
+held=$(rcli LLEN "$vkey")
+[ "$held" -gt 0 ] || fail "the victim held no job when killed (the test proves nothing)"
 pass "killed worker $victim holding $held jobs"
 
 exited_9() { events_of worker_exited | jq -s -e --arg p "$victim" \
@@ -119,6 +123,9 @@ if [ -n "$problem" ]; then
 else
     pass "no job lost: 60 results, one per id, one submit per id"
 fi
+grep -qE "worker ${vkey#mjq:processing:} is gone \(no heartbeat\): $held jobs? back in the queues" \
+    "$(log_file sup)" ||
+    deferred+=("no sweep warning naming ${vkey#mjq:processing:} and its $held jobs: $(grep 'is gone' "$(log_file sup)")")
 
 # --- SIGTERM to mjq run: everything exits 0 --------------------------------------------
 mapfile -t kids < <(proc_children sup)
