@@ -70,12 +70,6 @@ char *keys_task_owner(char *buf, size_t len, const char *prefix,
     return build(buf, len, prefix, "task", task_id);
 }
 
-char *keys_account_down(char *buf, size_t len, const char *prefix,
-                        const char *account)
-{
-    return build(buf, len, prefix, "down", account);
-}
-
 char *keys_accounts(char *buf, size_t len, const char *prefix)
 {
     return build(buf, len, prefix, "accounts", NULL);

@@ -31,10 +31,6 @@ char *keys_lease(char *buf, size_t len, const char *prefix, const char *account,
                  const char *mode);
 /* The lock that lets one supervisor sweep per interval. */
 char *keys_sweep_lock(char *buf, size_t len, const char *prefix);
-/* An account some worker found broken (breaker open, or out of
- * rotation): while it exists, no worker's claim picks the account. */
-char *keys_account_down(char *buf, size_t len, const char *prefix,
-                        const char *account);
 /* The configured accounts, described for `mjq status`. */
 char *keys_accounts(char *buf, size_t len, const char *prefix);
 /* Which account runs upstream task task_id (for follow-ups). */

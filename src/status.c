@@ -534,35 +534,6 @@ static int collect_finished(struct status *st, json_t *doc)
     return 0;
 }
 
-/*
- * A string key with a TTL (the sweep lock, an account's down mark) as
- * {field: value, "ttl_ms": ms}, or JSON null when it does not exist, into
- * *out. Returns 0, or -EX_UNAVAILABLE.
- */
-static int string_with_ttl(struct status *st, const char *key,
-                           const char *field, json_t **out)
-{
-    redisReply *r = cmd(st, "GET", "GET %s", key);
-    long long ttl;
-
-    if (r == NULL)
-        return -EX_UNAVAILABLE;
-    if (cmd_int(st, "PTTL", key, &ttl) != 0) {
-        freeReplyObject(r);
-        return -EX_UNAVAILABLE;
-    }
-    if (r->type == REDIS_REPLY_STRING) {
-        *out = json_object();
-        json_object_set_new(*out, field, json_stringn_nocheck(r->str, r->len));
-        json_object_set_new(*out, "ttl_ms",
-                            ttl >= 0 ? json_integer(ttl) : json_null());
-    } else {
-        *out = json_null();
-    }
-    freeReplyObject(r);
-    return 0;
-}
-
 /* HLEN of <prefix>lease:<account>[:<mode>]; -1 on error. */
 static long long lease_count(struct status *st, const char *account,
                              const char *mode)
@@ -597,8 +568,6 @@ static int add_account(struct status *st, json_t *accounts, const char *name,
                        const redisReply *value)
 {
     json_t *a = json_object(), *conf, *modes, *per_mode = json_object(), *v;
-    json_t *down;
-    char key[KEYS_MAX * 2];
     const char *mode;
     long long n;
 
@@ -611,12 +580,6 @@ static int add_account(struct status *st, json_t *accounts, const char *name,
                             json_stringn_nocheck(value->str, value->len));
     n = lease_count(st, name, NULL);
     json_object_set_new(a, "in_flight", json_integer(n));
-    if (keys_account_down(key, sizeof(key), st->cfg->prefix, name) != NULL) {
-        if (string_with_ttl(st, key, "reason", &down) != 0)
-            n = -1;
-        else
-            json_object_set_new(a, "down", down);
-    }
     modes = account_modes(conf);
     json_object_foreach(modes, mode, v)
     {
@@ -687,8 +650,8 @@ static int collect_accounts(struct status *st, json_t *doc)
 static int collect_misc(struct status *st, json_t *doc)
 {
     char key[KEYS_MAX];
-    json_t *lock;
-    long long n;
+    redisReply *r;
+    long long n, ttl;
 
     keys_dead(key, sizeof(key), st->cfg->prefix);
     if (cmd_int(st, "XLEN", key, &n) != 0)
@@ -697,10 +660,26 @@ static int collect_misc(struct status *st, json_t *doc)
     json_object_set_new(doc, "dead_len", json_integer(n));
     if (keys_sweep_lock(key, sizeof(key), st->cfg->prefix) == NULL)
         return 0;
-    if (string_with_ttl(st, key, "holder", &lock) != 0)
+    r = cmd(st, "GET", "GET %s", key);
+    if (r == NULL)
         return -EX_UNAVAILABLE;
-    json_object_set_new(doc, "sweep_lock", lock);
+    if (cmd_int(st, "PTTL", key, &ttl) != 0) {
+        freeReplyObject(r);
+        return -EX_UNAVAILABLE;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        json_t *lock = json_object();
+
+        json_object_set_new(lock, "holder",
+                            json_stringn_nocheck(r->str, r->len));
+        json_object_set_new(lock, "ttl_ms",
+                            ttl >= 0 ? json_integer(ttl) : json_null());
+        json_object_set_new(doc, "sweep_lock", lock);
+    } else {
+        json_object_set_new(doc, "sweep_lock", json_null());
+    }
     json_object_set_new(doc, "sweep_lock_key", json_string(key));
+    freeReplyObject(r);
     return 0;
 }
 
@@ -996,10 +975,6 @@ static void print_account(const json_t *a, int w)
     }
     if (conf == NULL)
         printf("  (not JSON: %s)", str_of(a, "config_raw"));
-    if (json_is_object(json_object_get(a, "down")))
-        printf("\n  %-*s DOWN for every worker, %.1f s more: %s", w, "",
-               (double)int_at(json_object_get(a, "down"), "ttl_ms") / 1000,
-               str_of(json_object_get(a, "down"), "reason"));
     putchar('\n');
 }
 

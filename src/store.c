@@ -68,12 +68,9 @@ static const char take_lua[] =
  * anywhere: the answer is "full", the record ours in state "waiting"
  * (the worker hands the payload back to its queue, or ends it if its
  * deadline passed meanwhile). A job that holds
- * leases already (submitted, or a resent claim) takes them over. An
- * account that some worker marked down (<p>down:<account>, see
- * store_account_down) is skipped as if full.
+ * leases already (submitted, or a resent claim) takes them over.
  * Returns {kind, cancel, task_id, taken_ms, submits, polls, recoveries,
- * previous owner, account, leases ("|"-separated keys), accounts skipped
- * as down (","-separated)}.
+ * previous owner, account, leases ("|"-separated keys)}.
  * Heartbeat, lease and record keys are derived, so this needs a single
  * Redis, not a cluster.
  */
@@ -102,7 +99,7 @@ static const char claim_lua[] =
     "  end\n"
     "end\n"
     "local task, account, leases = f[3] or '', f[8] or '', f[9] or ''\n"
-    "local parent, downs = nil, {}\n"
+    "local parent = nil\n"
     "local function reclaim(key)\n"
     "  local all = redis.call('HGETALL', key)\n"
     "  for i = 1, #all, 2 do\n"
@@ -138,10 +135,7 @@ static const char claim_lua[] =
     "    for i = 0, tonumber(ARGV[8]) - 1 do\n"
     "      local name, lim = ARGV[9 + 4 * i], tonumber(ARGV[10 + 4 * i])\n"
     "      local mlim = tonumber(ARGV[12 + 4 * i])\n"
-    "      local down = (not only or only == name) and\n"
-    "        redis.call('EXISTS', p .. 'down:' .. name) == 1\n"
-    "      if down then downs[#downs + 1] = name end\n"
-    "      if not down and (not only or only == name) then\n"
+    "      if not only or only == name then\n"
     "        local free = math.min(room(p .. 'lease:' .. name, lim),\n"
     "          room(p .. 'lease:' .. name .. ':' .. ARGV[11 + 4 * i], mlim))\n"
     "        if free > most then best, most = i, free end\n"
@@ -174,7 +168,7 @@ static const char claim_lua[] =
     "if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end\n"
     "if parent then account = parent end\n"
     "return {kind, cancel, task, f[4] or ARGV[2], f[5] or '0', f[6] or '0',\n"
-    "  f[7] or '0', owner, account, leases, table.concat(downs, ',')}\n";
+    "  f[7] or '0', owner, account, leases}\n";
 
 /*
  * sweep: ARGV prefix, default queue, sweeper id, lock ms. Runs only when
@@ -988,7 +982,7 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
 
     (void)ac;
     memset(&info, 0, sizeof(info));
-    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 11))
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 10))
         rc = -2;
     if (rc != 0) {
         if (r != NULL)
@@ -1019,8 +1013,6 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
              r->element[8]->str != NULL ? r->element[8]->str : "");
     snprintf(info.leases, sizeof(info.leases), "%s",
              r->element[9]->str != NULL ? r->element[9]->str : "");
-    snprintf(info.down, sizeof(info.down), "%s",
-             r->element[10]->str != NULL ? r->element[10]->str : "");
     p->cb.claim(0, &info, p->ctx);
     free(p);
 }
@@ -1571,28 +1563,6 @@ void store_retire(struct store *s, store_done_fn *cb, void *ctx)
     args_add(&a, s->heartbeat);
     if (send_done(s, &a, cb, ctx) != 0 && cb != NULL)
         cb(-1, ctx);
-}
-
-void store_account_down(struct store *s, const char *account,
-                        const char *reason, long ttl_ms)
-{
-    char key[KEYS_MAX], px[24];
-    struct args a = {0};
-
-    if (keys_account_down(key, sizeof(key), s->cfg->prefix, account) == NULL)
-        return;
-    if (ttl_ms <= 0) {
-        args_add(&a, "DEL");
-        args_add(&a, key);
-    } else {
-        snprintf(px, sizeof(px), "%ld", ttl_ms);
-        args_add(&a, "SET");
-        args_add(&a, key);
-        args_add(&a, reason[0] != '\0' ? reason : "down");
-        args_add(&a, "PX");
-        args_add(&a, px);
-    }
-    send_plain(s, &a);
 }
 
 void store_publish_accounts(struct store *s)

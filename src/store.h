@@ -67,8 +67,6 @@ struct store_claim_info {
     char owner[128];     /* previous owner ("" if released) */
     char account[40];    /* account of the job: chosen now, or recorded */
     char leases[300];    /* lease keys it holds, "|"-separated */
-    char down[200];      /* full: candidates skipped because a worker
-                          * marked them down, ","-separated */
 };
 
 /* A finished job, as the result stream entry (docs/contract.md §2). Every
@@ -299,15 +297,6 @@ void store_publish_accounts(struct store *s);
 
 /* Removes the heartbeat; called after a clean drain. */
 void store_retire(struct store *s, store_done_fn *cb, void *ctx);
-
-/*
- * Tells every worker that account is broken (reason secret-free) for
- * ttl_ms: their claims skip it until the key expires or is cleared. The
- * worker that found it keeps it marked while its probes fail; ttl_ms 0
- * clears the mark (the account answered a probe). Fire and forget.
- */
-void store_account_down(struct store *s, const char *account,
-                        const char *reason, long ttl_ms);
 
 /*
  * Adds counts[i] results of status names[i] to the per-minute statistics

@@ -697,8 +697,7 @@ static void on_probe_done(const struct http_response *resp, void *arg)
                           clock_mono_ms());
     log_debug("upstream %s: probe answered: %s", a->cfg->name,
               r.signal == HEALTH_SIG_OK ? "healthy" : r.reason);
-    if ((c != HEALTH_SAME || a->health.state != HEALTH_OK) &&
-        a->up->on_health != NULL)
+    if (c != HEALTH_SAME && a->up->on_health != NULL)
         a->up->on_health(a->index, c, &a->health, a->up->ctx);
     schedule_probe(a->up);
 }

@@ -105,8 +105,7 @@ int upstream_classify_list(const struct http_response *resp,
 /* Callbacks run from the event loop; results are borrowed. */
 typedef void upstream_submit_fn(const struct submit_result *r, void *ctx);
 typedef void upstream_fetch_fn(struct task_result *r, void *ctx);
-/* An account changed state (health.h): for logs, events and metrics;
- * also HEALTH_SAME after a failed probe (the account is still down). */
+/* An account changed state (health.h): for logs, events and metrics. */
 typedef void upstream_health_fn(int account, enum health_change change,
                                 const struct health *h, void *ctx);
 

@@ -470,27 +470,7 @@ static void queue_had_room(struct worker *w, int q)
 /* Why a claim found no account, for the log and a TIMEOUT's reason:
  * every account serving the mode is out of rotation or tripped, or each
  * is at its in-flight limit. */
-/* Whether name is in the ","-separated list. */
-static int listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; *p != '\0';) {
-        size_t len = strcspn(p, ",");
-
-        if (len == n && strncmp(p, name, n) == 0)
-            return 1;
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    return 0;
-}
-
-/* Why a claim found no room. down: the accounts it skipped because a
- * worker marked them down. */
-static void why_no_account(const struct job *job, const char *down, char *buf,
-                           size_t len)
+static void why_no_account(const struct job *job, char *buf, size_t len)
 {
     const struct worker *w = job->w;
     const char *mode = lease_mode(job->spec.mode);
@@ -508,10 +488,8 @@ static void why_no_account(const struct job *job, const char *down, char *buf,
         n += (size_t)snprintf(
             buf + n, len - n, "%s%s: %s%s%s", serving == 1 ? ": " : "; ",
             w->cfg->accounts[i].name,
-            h->state != HEALTH_OK ? health_state_name(h->state)
-            : listed(down, w->cfg->accounts[i].name)
-                ? "marked down by another worker"
-                : "at its in-flight limit",
+            h->state == HEALTH_OK ? "at its in-flight limit"
+                                  : health_state_name(h->state),
             h->state != HEALTH_OK && h->reason[0] ? ", " : "",
             h->state != HEALTH_OK ? h->reason : "");
     }
@@ -771,7 +749,7 @@ static void on_claimed(int rc, const struct store_claim_info *info, void *arg)
             finish(job, "FAILURE", reason);
             return;
         }
-        why_no_account(job, info->down, why, sizeof(why));
+        why_no_account(job, why, sizeof(why));
         if (time_left(job) <= 0) {
             snprintf(reason, sizeof(reason), "deadline passed while %s", why);
             finish(job, "TIMEOUT", reason);
@@ -1494,27 +1472,6 @@ static void send_heartbeat(struct worker *w)
 
 /* An account changed state (health.c): say so, and when it is back, let
  * the queues that waited for it take again. Reasons are secret-free. */
-/*
- * The account's state, shared: a down account is marked in Redis so that
- * every worker's claims skip it instead of each finding out with its own
- * failed requests (each 5xx submit may have been accepted: the fewer, the
- * fewer jobs paid twice). The mark lasts until this worker's next probe
- * has had its time to answer, so it dies with this worker.
- */
-static void share_account_state(struct worker *w, int account,
-                                const struct health *h)
-{
-    const struct account_config *a = &w->cfg->accounts[account];
-    long ttl = 0;
-
-    if (h->state != HEALTH_OK) {
-        int64_t until_probe = h->probe_at - clock_mono_ms();
-
-        ttl = (until_probe > 0 ? (long)until_probe : 0) + a->timeout_ms + 1000;
-    }
-    store_account_down(w->store, a->name, h->reason, ttl);
-}
-
 static void on_account(int account, enum health_change change,
                        const struct health *h, void *arg)
 {
@@ -1539,11 +1496,9 @@ static void on_account(int account, enum health_change change,
         [HEALTH_RETURNED] = METRICS_ACCOUNT_RETURNED,
     };
 
-    share_account_state(w, account, h);
-    if (change == HEALTH_SAME)
-        return; /* a failed probe: still down, the mark renewed */
     store_event(w->store, "account", NULL, fields, h->reason[0] ? 4 : 3);
-    metrics_account_change(account, metric[change]);
+    if (change != HEALTH_SAME)
+        metrics_account_change(account, metric[change]);
     metrics_account_down(account, h->state != HEALTH_OK);
     if (change == HEALTH_CLOSED || change == HEALTH_RETURNED) {
         log_info("upstream account %s: back in rotation", name);
