@@ -459,9 +459,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     conn_lost(c);
 }
 
-/* Any error during the handshake drops the connection and retries. */
+/* Any error during the handshake drops the connection and retries. c is
+ * NULL when the store is being freed (conn_close): hiredis then calls the
+ * handshake's callbacks with no reply, and there is nothing to do. */
 static int handshake_failed(struct conn *c, redisReply *r, const char *step)
 {
+    if (c == NULL)
+        return 1;
     if (r != NULL && r->type != REDIS_REPLY_ERROR)
         return 0;
     if (r != NULL && !c->doomed)
@@ -529,8 +533,12 @@ static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     struct conn *c = ac->data;
-    struct store *s = c->store;
+    struct store *s;
     char name[200];
+
+    if (c == NULL)
+        return; /* being freed (conn_close) */
+    s = c->store;
 
     if (status != REDIS_OK) {
         if (c->failures == 0 || c->failures % 10 == 0)

@@ -50,6 +50,8 @@ struct slot {
     enum slot_state state;
     pid_t pid;
     int retiring;      /* replaced by a reload: do not respawn */
+    int told;          /* sent SIGTERM: draining (another would mean
+                        * "exit now") */
     int64_t started;   /* monotonic ms of the last spawn */
     unsigned failures; /* consecutive early deaths */
     long delay_ms;     /* delay of the pending restart */
@@ -111,12 +113,18 @@ static struct slot *free_slot(struct supervisor *sup)
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void exec_worker(struct supervisor *sup, int chan_fd)
 {
-    sigset_t none;
+    sigset_t stops;
     struct sigaction dfl;
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE};
 
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The worker starts with the stop signals blocked (the mask survives
+     * exec) and unblocks them once it handles them: a SIGTERM from a quick
+     * second reload then drains it instead of killing it mid-start. */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    sigprocmask(SIG_SETMASK, &stops, NULL);
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
@@ -154,6 +162,7 @@ static void spawn(struct supervisor *sup, struct slot *slot)
     slot->sup = sup;
     slot->pid = pid;
     slot->state = SLOT_RUNNING;
+    slot->told = 0;
     slot->started = clock_mono_ms();
     log_info("worker started: pid %ld", (long)pid);
 }
@@ -289,6 +298,16 @@ static void reap(struct supervisor *sup)
     check_done(sup);
 }
 
+/* Asks a running worker to drain, once: a second SIGTERM would make it
+ * exit at once, leaving its jobs to the sweep. */
+static void tell_to_stop(struct slot *slot)
+{
+    if (slot->state == SLOT_RUNNING && !slot->told) {
+        kill(slot->pid, SIGTERM);
+        slot->told = 1;
+    }
+}
+
 static void signal_children(struct supervisor *sup, int sig)
 {
     for (size_t i = 0; i < sup->nslots; i++)
@@ -325,7 +344,8 @@ static void stop(struct supervisor *sup)
             evtimer_del(sup->slots[i]->restart);
             sup->slots[i]->state = SLOT_FREE;
         }
-    signal_children(sup, SIGTERM);
+    for (size_t i = 0; i < sup->nslots; i++)
+        tell_to_stop(sup->slots[i]); /* those a reload told are draining */
     evtimer_add(sup->kill_timer, &tv);
     check_done(sup);
 }
@@ -374,7 +394,7 @@ static void reload(struct supervisor *sup)
         if (!slot->retiring)
             continue;
         if (slot->state == SLOT_RUNNING) {
-            kill(slot->pid, SIGTERM);
+            tell_to_stop(slot); /* once: it may be draining already */
         } else {
             if (slot->restart != NULL)
                 evtimer_del(slot->restart);

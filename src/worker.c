@@ -1699,6 +1699,17 @@ static int run(struct config *cfg)
     evsignal_add(w.sigint, NULL);
     evsignal_add(w.sighup, NULL);
     evsignal_add(w.sigpipe, NULL);
+    {
+        /* Handled from here on: mjq run starts workers with them blocked,
+         * so one sent during start-up waits for now instead of killing. */
+        sigset_t stops;
+
+        sigemptyset(&stops);
+        sigaddset(&stops, SIGTERM);
+        sigaddset(&stops, SIGINT);
+        sigaddset(&stops, SIGHUP);
+        sigprocmask(SIG_UNBLOCK, &stops, NULL);
+    }
     w.heartbeat = event_new(w.base, -1, EV_PERSIST, on_heartbeat, &w);
     evtimer_add(w.heartbeat, &hb);
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);

@@ -139,3 +139,36 @@ pass "invalid reload refused; same workers ${new[*]} kept taking jobs"
 sweeps=$(grep -c "worker .* is gone (no heartbeat)" "$(log_file sup)" || true)
 assert_eq "$sweeps" 0 "sweep warnings about workers that drained and left"
 pass "no 'is gone' warning for the drained workers"
+
+# --- reloads and a stop while old workers still drain --------------------------------
+# Submits hang 3 s upstream, so the workers a reload retires drain for a
+# while. A second reload and then SIGTERM come during that drain: the
+# draining workers must not get a second SIGTERM (which means "exit now,
+# leave the jobs to the sweep"), nor do new workers that are still
+# starting; every worker exits 0 and every job ends once, after a new
+# `mjq run`.
+write_conf 50
+restart_sim --duration-ms 1000 --rate-slow 1 --slow-ms 3000
+slow_on_wire() { sim_stats | jq -e '.faults.slow >= 4' >/dev/null; }
+push_jobs dr 8
+wait_alive sup 20 "submits on the wire" slow_on_wire
+signal_proc sup HUP
+wait_alive sup 10 "a retired worker draining" \
+    eval '[ "$(grep -c "draining (SIGTERM): [1-9]" "$(log_file sup)")" -ge 1 ]'
+signal_proc sup HUP
+sleep 0.3 # let the second reload act (nothing to wait for: its absence of effect is checked)
+signal_proc sup TERM
+wait_exit sup 30
+assert_eq "$(proc_status sup)" 0 "supervisor exit status"
+! grep -q "second signal" "$(log_file sup)" ||
+    fail "a draining worker was told twice: $(grep -m1 "second signal" "$(log_file sup)")"
+bad=$(grep -E "worker [0-9]+ (exited with code [1-9]|killed by)" "$(log_file sup)" || true)
+[ -z "$bad" ] || fail "workers that did not exit 0: $bad"
+# (Slow submits are answered 503 with no task: nothing was accepted, so a
+# fresh simulator loses nothing.)
+restart_sim --duration-ms 1000
+start_run sup2 --config "$CONF"
+assert_invariant dr 8 60
+signal_proc sup2 TERM
+wait_exit sup2 30
+pass "two reloads and a stop during a drain: no second signal, every worker exited 0, 8 jobs once"

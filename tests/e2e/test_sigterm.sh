@@ -104,3 +104,29 @@ held=$(rcli LLEN s2:processing:st-w3)
 assert_eq "$held" "$M" "jobs left in the processing list"
 assert_eq "$(results_count)" 0 "no result written for the abandoned jobs"
 pass "second SIGTERM: exit $st after ${elapsed} ms, $held jobs kept in processing"
+
+# --- SIGTERM during the Redis handshake --------------------------------------------
+# A script keeps Redis busy for 1.5 s, so the worker's handshake replies
+# are still due when SIGTERM comes; with Redis not up yet the worker exits
+# at once and frees the store with those callbacks pending (hiredis then
+# calls them with no reply and no connection: a null dereference once).
+busy='local t0 = redis.call("TIME")
+while true do
+    local t = redis.call("TIME")
+    if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000 then break end
+end
+return 1'
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" EVAL "$busy" 0 >/dev/null &
+busy_pid=$!
+sleep 0.2 # the script is running (measurement of nothing: it only has to start)
+MJQ_WORKER_ID=st-early start_worker early --concurrency 5
+wait_until 5 "the worker's start" grep -q "worker started" "$(log_file early)"
+signal_proc early TERM
+wait_exit early 10
+assert_eq "$(proc_status early)" 0 "exit status, SIGTERM during the handshake"
+! grep -q "redis: connected" "$(log_file early)" ||
+    fail "the handshake finished before SIGTERM: the case was not reached"
+! grep -qE 'runtime error|Sanitizer' "$(log_file early)" ||
+    fail "sanitizer report when stopped during the handshake: $(grep -m1 -E 'runtime error|Sanitizer' "$(log_file early)")"
+wait "$busy_pid" || true
+pass "SIGTERM during the Redis handshake: exit 0, no sanitizer report"
