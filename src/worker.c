@@ -1665,7 +1665,25 @@ static void make_worker_id(char *buf, size_t len)
              (unsigned)(backoff_random() * 65536));
 }
 
-/* Until multi-account support, one upstream account (metrics.h). */
+/*
+ * Blocks or unblocks SIGTERM, SIGINT and SIGHUP. Blocked from the start
+ * (mjq run even execs workers with them blocked) until the loop handles
+ * them, so one sent during start-up waits and then drains the worker
+ * instead of killing it.
+ */
+static void stop_signals(int how)
+{
+    sigset_t stops;
+
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    sigprocmask(how, &stops, NULL);
+}
+
+/* The worker's life: set up the loop, Redis, the upstream accounts and
+ * the signals; run until drained; tear down. Returns the exit code. */
 static int run(struct config *cfg)
 {
     struct worker w;
@@ -1699,17 +1717,7 @@ static int run(struct config *cfg)
     evsignal_add(w.sigint, NULL);
     evsignal_add(w.sighup, NULL);
     evsignal_add(w.sigpipe, NULL);
-    {
-        /* Handled from here on: mjq run starts workers with them blocked,
-         * so one sent during start-up waits for now instead of killing. */
-        sigset_t stops;
-
-        sigemptyset(&stops);
-        sigaddset(&stops, SIGTERM);
-        sigaddset(&stops, SIGINT);
-        sigaddset(&stops, SIGHUP);
-        sigprocmask(SIG_UNBLOCK, &stops, NULL);
-    }
+    stop_signals(SIG_UNBLOCK); /* handled from here on */
     w.heartbeat = event_new(w.base, -1, EV_PERSIST, on_heartbeat, &w);
     evtimer_add(w.heartbeat, &hb);
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
@@ -1855,6 +1863,7 @@ int worker_main(int argc, char **argv)
     size_t nflags;
     int rc;
 
+    stop_signals(SIG_BLOCK);
     rc = worker_parse_args(argc, argv, usage, &path, &flags, &nflags);
     if (rc != 0) {
         worker_free_args(flags, nflags);
