@@ -38,24 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    # Below the ephemeral range (where outgoing connections take their
-    # ports), and on no socket at all.
-    local p lo=32768 base
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range || true
-    base=10000
-    # (An ephemeral range starting low leaves no room below: any port.)
-    [ "$lo" -gt 12000 ] || { base=20000; lo=60000; }
-    for _ in $(seq 50); do
-        p=$((base + RANDOM % (lo - base)))
-        if [ -z "$(ss -Hant "sport = :$p")" ]; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port" >&2
-    exit 1
-}
+. scripts/free_port.sh
 
 start_redis() {
     rport=$(free_port)

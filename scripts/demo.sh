@@ -39,24 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    # Below the ephemeral range (where outgoing connections take their
-    # ports), and on no socket at all.
-    local p lo=32768 base
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range || true
-    base=10000
-    # (An ephemeral range starting low leaves no room below: any port.)
-    [ "$lo" -gt 12000 ] || { base=20000; lo=60000; }
-    for _ in $(seq 100); do
-        p=$((base + RANDOM % (lo - base)))
-        if [ -z "$(ss -Hant "sport = :$p")" ]; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "demo: no free port" >&2
-    return 1
-}
+. scripts/free_port.sh
 
 wait_for() { # seconds description command...
     local secs=$1 what=$2

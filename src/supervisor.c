@@ -113,18 +113,12 @@ static struct slot *free_slot(struct supervisor *sup)
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void exec_worker(struct supervisor *sup, int chan_fd)
 {
-    sigset_t stops;
     struct sigaction dfl;
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE};
 
-    /* The worker starts with the stop signals blocked (the mask survives
-     * exec) and unblocks them once it handles them: a SIGTERM from a quick
-     * second reload then drains it instead of killing it mid-start. */
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGHUP);
-    sigprocmask(SIG_SETMASK, &stops, NULL);
+    /* Only the stop signals blocked: the worker unblocks them once it
+     * handles them, so a quick second reload drains it, never kills it. */
+    worker_stop_signals(SIG_SETMASK);
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

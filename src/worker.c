@@ -1665,13 +1665,7 @@ static void make_worker_id(char *buf, size_t len)
              (unsigned)(backoff_random() * 65536));
 }
 
-/*
- * Blocks or unblocks SIGTERM, SIGINT and SIGHUP. Blocked from the start
- * (mjq run even execs workers with them blocked) until the loop handles
- * them, so one sent during start-up waits and then drains the worker
- * instead of killing it.
- */
-static void stop_signals(int how)
+void worker_stop_signals(int how)
 {
     sigset_t stops;
 
@@ -1717,7 +1711,7 @@ static int run(struct config *cfg)
     evsignal_add(w.sigint, NULL);
     evsignal_add(w.sighup, NULL);
     evsignal_add(w.sigpipe, NULL);
-    stop_signals(SIG_UNBLOCK); /* handled from here on */
+    worker_stop_signals(SIG_UNBLOCK); /* handled from here on */
     w.heartbeat = event_new(w.base, -1, EV_PERSIST, on_heartbeat, &w);
     evtimer_add(w.heartbeat, &hb);
     w.take_timer = event_new(w.base, -1, EV_PERSIST, on_take_timer, &w);
@@ -1863,7 +1857,7 @@ int worker_main(int argc, char **argv)
     size_t nflags;
     int rc;
 
-    stop_signals(SIG_BLOCK);
+    worker_stop_signals(SIG_BLOCK);
     rc = worker_parse_args(argc, argv, usage, &path, &flags, &nflags);
     if (rc != 0) {
         worker_free_args(flags, nflags);

@@ -11,6 +11,15 @@
 int worker_main(int argc, char **argv);
 
 /*
+ * Applies `how` (SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK) with the signals that
+ * stop a worker: SIGTERM, SIGINT, SIGHUP. A worker has them blocked from
+ * its start (mjq run execs it with that mask, which survives exec) until
+ * its loop handles them, so one sent while it starts waits and then
+ * drains it instead of killing it. Async-signal-safe.
+ */
+void worker_stop_signals(int how);
+
+/*
  * Command-line parsing shared by `mjq worker` and `mjq run`: --config
  * FILE, --set KEY=VALUE, and --FLAG VALUE for every setting that has a
  * flag (config_flag_key). Fills *config_path (borrowed from argv, or

@@ -376,29 +376,9 @@ e2e_cleanup()
 
 # --- redis --------------------------------------------------------------
 
-# A loopback port nothing uses, for a server a test starts. It is drawn
-# outside the kernel's ephemeral range, where the client side of any
-# connection (curl, redis-cli, the workers) may hold a port that a bind
-# then finds taken, and no socket of any state may be on it.
-free_port()
-{
-    local i p lo=32768 hi=60999 bottom=10000 top
-    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || true
-    top=$((lo - 1))
-    if [ "$top" -lt $((bottom + 1000)) ]; then
-        bottom=$((hi + 1))
-        top=65535
-        [ "$bottom" -lt $((top - 1000)) ] || { bottom=20000; top=60000; }
-    fi
-    for i in $(seq 1 50); do
-        p=$((bottom + (RANDOM * 32768 + RANDOM) % (top - bottom + 1)))
-        if [ -z "$(ss -Hant "( sport = :$p )")" ]; then
-            echo "$p"
-            return 0
-        fi
-    done
-    fail "no free port found"
-}
+# free_port: a loopback port below the ephemeral range that no socket
+# uses (shared with demo.sh and bench.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free_port.sh"
 
 # -e: an error reply is a non-zero exit (plain redis-cli exits 0 on it).
 rcli()
